@@ -1,0 +1,55 @@
+"""The ``genofed`` command: one module per subcommand, each thin.
+
+Exit codes: 0 success, 1 any other genofed error, 2 bad arguments or input
+(nothing was written), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from genofed import __version__
+from genofed.cli import demo, simulate
+from genofed.errors import GenofedError, InputError
+
+__all__ = ["main"]
+
+EXIT_ERROR, EXIT_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``genofed`` command line and return its exit code."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log progress (-v) or details (-vv)"
+    )
+    common.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output for people or machines"
+    )
+    parser = argparse.ArgumentParser(
+        prog="genofed", description="Federated analysis of genomic data held by national nodes."
+    )
+    parser.add_argument("--version", action="version", version=f"genofed {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (simulate, demo):
+        module.register(commands, common)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code: int = args.run(args)
+    except InputError as exc:
+        print(f"genofed {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except GenofedError as exc:
+        print(f"genofed {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"genofed {args.command}: interrupted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return code

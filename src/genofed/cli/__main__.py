@@ -1,0 +1,7 @@
+"""``python -m genofed.cli``."""
+
+import sys
+
+from genofed.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pure numpy statistics on blocks of variants: no I/O, no HTTP, no logging."""
