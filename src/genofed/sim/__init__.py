@@ -1,9 +1,8 @@
 """Real-like synthetic cohorts for national nodes (msprime coalescent simulations)."""
 
+from genofed._progress import Progress, ProgressCallback
 from genofed.sim._cohorts import (
     CountrySummary,
-    Progress,
-    ProgressCallback,
     SimulationResult,
     simulate_cohorts,
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import itertools
 import json
@@ -10,7 +9,7 @@ import logging
 import os
 import platform
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -19,23 +18,22 @@ import numpy as np
 import numpy.typing as npt
 
 from genofed._files import atomic_directory, check_output_directory
+from genofed._progress import ProgressCallback
 from genofed.errors import InputError
 from genofed.io.phenotypes import write_phenotype_table
-from genofed.io.plink import MISSING_CALL, BedWriter, VariantInfo
+from genofed.io.plink import BedWriter, VariantInfo
 from genofed.kernels.fst import hudson_fst_sums
-from genofed.sim._countries import DEFAULT_COUNTRIES, Country, resolve_countries
+from genofed.sim._countries import DEFAULT_COUNTRIES, resolve_countries
 from genofed.sim._genome import (
     MAX_GENOME_BP,
     MIN_MINOR_ALLELE_COUNT,
     MUTATION_RATE,
     RECOMBINATION_RATE,
-    ChromosomeTask,
     Demography,
-    SimulatedChromosome,
     chromosome_lengths,
     default_variant_spacing,
-    simulate_chromosome,
 )
+from genofed.sim._plan import Plan
 from genofed.sim._traits import (
     MALE,
     Covariates,
@@ -47,22 +45,18 @@ from genofed.sim._traits import (
     residual_noise,
     set_missing,
 )
+from genofed.sim._variants import (
+    Causal,
+    GenotypeStream,
+    choose_causal,
+    simulate_genome,
+    thin,
+    variant_info,
+)
 
 log = logging.getLogger(__name__)
 
 BLOCK_SIZE = 512  # variants decoded, masked and written together
-
-
-@dataclass(frozen=True)
-class Progress:
-    """How far a long-running step has come."""
-
-    stage: str
-    done: int
-    total: int
-
-
-ProgressCallback = Callable[[Progress], None]
 
 
 @dataclass(frozen=True)
@@ -93,28 +87,6 @@ class SimulationResult:
     n_chromosomes: int
     countries: tuple[CountrySummary, ...]
     fst: dict[tuple[str, str], float]
-
-
-@dataclass(frozen=True)
-class _Plan:
-    countries: tuple[Country, ...]
-    samples_per_country: int
-    n_variants: int
-    seed: int
-    variant_spacing_bp: int
-    demography: Demography
-    traits: TraitModel
-
-    @property
-    def genome_bp(self) -> int:
-        return self.n_variants * self.variant_spacing_bp
-
-    @property
-    def n_samples(self) -> int:
-        return len(self.countries) * self.samples_per_country
-
-    def iids(self, country: Country) -> list[str]:
-        return [f"{country.code}{i:06d}" for i in range(1, self.samples_per_country + 1)]
 
 
 def simulate_cohorts(
@@ -178,7 +150,7 @@ def simulate_cohorts(
     n_haplotypes = 2 * _at_least_one("samples per country", samples_per_country) * len(resolved)
     if variant_spacing_bp is None:
         variant_spacing_bp = default_variant_spacing(n_haplotypes, demography.ancestral_size)
-    plan = _Plan(
+    plan = Plan(
         countries=resolved,
         samples_per_country=samples_per_country,
         n_variants=_at_least_one("number of variants", n_variants),
@@ -231,241 +203,55 @@ def _seed(seed: int) -> int:
 
 
 def _simulate_into(
-    staging: Path, plan: _Plan, workers: int, report: ProgressCallback
+    staging: Path, plan: Plan, workers: int, report: ProgressCallback
 ) -> tuple[tuple[CountrySummary, ...], dict[tuple[str, str], float]]:
     genome_seeds, thin_seeds, causal_seeds, missing_seeds, trait_seeds = np.random.SeedSequence(
         plan.seed
     ).spawn(5)
-    chromosomes = _simulate_genome(plan, genome_seeds, workers, report)
-    selected = _thin(chromosomes, plan, np.random.default_rng(thin_seeds))
-    variants = _variant_info(selected)
+    chromosomes = simulate_genome(plan, genome_seeds, workers, report)
+    selected = thin(chromosomes, plan, np.random.default_rng(thin_seeds))
+    variants = variant_info(selected)
     frequencies = np.concatenate([c.derived_counts for c in selected]) / (2 * plan.n_samples)
-    causal = _choose_causal(frequencies, plan.traits, np.random.default_rng(causal_seeds))
+    causal = choose_causal(frequencies, plan.traits, np.random.default_rng(causal_seeds))
 
     trait_rng = np.random.default_rng(trait_seeds)
     covariates = draw_covariates(trait_rng, plan.n_samples)
-    stream = _GenotypeStream(plan, causal, np.random.default_rng(missing_seeds))
-    writers = [
-        BedWriter(
-            staging / country.code / "genotypes",
-            iids=plan.iids(country),
-            sexes=covariates.sex[_country_slice(plan, i)],
-            variants=variants,
-        )
-        for i, country in enumerate(_mkdirs(staging, plan.countries))
-    ]
-    pooled = BedWriter(
-        _mkdir(staging / "pooled") / "genotypes",
-        iids=[iid for c in plan.countries for iid in plan.iids(c)],
-        sexes=covariates.sex,
-        variants=variants,
-    )
+    stream = GenotypeStream(plan, causal, np.random.default_rng(missing_seeds))
+    iids = np.array([iid for country in plan.countries for iid in plan.iids(country)])
+    file_sets = [(c.code, plan.country_slice(i)) for i, c in enumerate(plan.countries)]
+    file_sets.append(("pooled", slice(None)))
+    writers = []
+    for name, part in file_sets:
+        (staging / name).mkdir()
+        prefix = staging / name / "genotypes"
+        sexes = covariates.sex[part]
+        writers.append(BedWriter(prefix, iids=list(iids[part]), sexes=sexes, variants=variants))
     try:
         for dosages in stream.blocks(selected, report):
-            pooled.write_block(dosages)
-            for i, writer in enumerate(writers):
-                writer.write_block(dosages[:, _country_slice(plan, i)])
-        for writer in [*writers, pooled]:
+            for (_, part), writer in zip(file_sets, writers, strict=True):
+                writer.write_block(dosages[:, part])
+        for writer in writers:
             writer.close()
     except BaseException:
-        for writer in [*writers, pooled]:
+        for writer in writers:
             writer.abort()
         raise
 
     groups = np.repeat(np.arange(len(plan.countries)), plan.samples_per_country)
     phenotypes, effects = _phenotypes(plan, covariates, groups, stream.causal_dosages, trait_rng)
-    for i, country in enumerate(plan.countries):
-        part = _country_slice(plan, i)
+    for name, part in file_sets:
         write_phenotype_table(
-            staging / country.code / "phenotypes.tsv",
-            plan.iids(country),
-            {name: values[part] for name, values in phenotypes.items()},
+            staging / name / "phenotypes.tsv",
+            list(iids[part]),
+            {column: values[part] for column, values in phenotypes.items()},
         )
-    write_phenotype_table(
-        staging / "pooled" / "phenotypes.tsv",
-        [iid for c in plan.countries for iid in plan.iids(c)],
-        phenotypes,
-    )
     _write_truth(staging / "truth.tsv", variants, frequencies, causal, effects)
     _write_provenance(staging / "provenance.json", plan)
     return _summaries(plan, stream, phenotypes), _pairwise_fst(plan, stream)
 
 
-def _mkdir(path: Path) -> Path:
-    path.mkdir()
-    return path
-
-
-def _mkdirs(staging: Path, countries: tuple[Country, ...]) -> tuple[Country, ...]:
-    for country in countries:
-        _mkdir(staging / country.code)
-    return countries
-
-
-def _country_slice(plan: _Plan, index: int) -> slice:
-    return slice(index * plan.samples_per_country, (index + 1) * plan.samples_per_country)
-
-
-def _simulate_genome(
-    plan: _Plan, seeds: np.random.SeedSequence, workers: int, report: ProgressCallback
-) -> list[SimulatedChromosome]:
-    lengths = chromosome_lengths(plan.genome_bp)
-    tasks = []
-    for number, (length, child) in enumerate(
-        zip(lengths, seeds.spawn(len(lengths)), strict=True), 1
-    ):
-        ancestry_seed, mutation_seed = (int(s) % (2**32 - 1) + 1 for s in child.generate_state(2))
-        tasks.append(
-            ChromosomeTask(
-                chromosome=number,
-                length=length,
-                countries=plan.countries,
-                samples_per_country=plan.samples_per_country,
-                demography=plan.demography,
-                ancestry_seed=ancestry_seed,
-                mutation_seed=mutation_seed,
-            )
-        )
-    report(Progress("simulating chromosomes", 0, len(tasks)))
-    # msprime releases the GIL while it simulates, so threads run chromosomes in parallel.
-    with concurrent.futures.ThreadPoolExecutor(min(workers, len(tasks))) as pool:
-        futures = [pool.submit(simulate_chromosome, task) for task in tasks]
-        try:
-            for done, _ in enumerate(concurrent.futures.as_completed(futures), 1):
-                report(Progress("simulating chromosomes", done, len(tasks)))
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        return [f.result() for f in futures]
-
-
-def _thin(
-    chromosomes: list[SimulatedChromosome], plan: _Plan, rng: np.random.Generator
-) -> list[SimulatedChromosome]:
-    """Keep ``plan.n_variants`` eligible sites chosen uniformly over the genome."""
-    available = sum(len(c.derived_counts) for c in chromosomes)
-    if available < plan.n_variants:
-        raise InputError(
-            f"the simulated genome provides only {available} SNPs with a minor allele count of "
-            f"at least {MIN_MINOR_ALLELE_COUNT} for {plan.samples_per_country} samples per "
-            f"country, fewer than the {plan.n_variants} variants asked for; ask for fewer "
-            "variants or a wider variant spacing (nothing was written)"
-        )
-    chosen = np.zeros(available, dtype=bool)
-    chosen[rng.choice(available, size=plan.n_variants, replace=False)] = True
-    thinned = []
-    offsets = np.cumsum([0] + [len(c.derived_counts) for c in chromosomes])
-    for chromosome, start, stop in zip(chromosomes, offsets[:-1], offsets[1:], strict=True):
-        keep = chosen[start:stop]
-        ts = chromosome.tree_sequence.delete_sites(np.flatnonzero(~keep))
-        thinned.append(
-            SimulatedChromosome(chromosome.chromosome, ts, chromosome.derived_counts[keep])
-        )
-    return thinned
-
-
-def _variant_info(chromosomes: list[SimulatedChromosome]) -> VariantInfo:
-    """.bim columns: ALT (derived) is allele 1, the counted allele; REF is ancestral."""
-    chrom, ids, cm, bp, alt, ref = [], [], [], [], [], []
-    for c in chromosomes:
-        for site in c.tree_sequence.sites():
-            position = int(site.position) + 1
-            derived = site.mutations[0].derived_state
-            chrom.append(str(c.chromosome))
-            ids.append(f"{c.chromosome}:{position}:{site.ancestral_state}:{derived}")
-            cm.append(position * RECOMBINATION_RATE * 100)
-            bp.append(position)
-            alt.append(derived)
-            ref.append(site.ancestral_state)
-    return VariantInfo(
-        chromosome=np.array(chrom),
-        variant_id=np.array(ids),
-        cm_position=np.array(cm),
-        bp_position=np.array(bp, dtype=np.int64),
-        allele_1=np.array(alt),
-        allele_2=np.array(ref),
-    )
-
-
-@dataclass(frozen=True)
-class _Causal:
-    ldl: npt.NDArray[np.intp]
-    t2d: npt.NDArray[np.intp]
-
-    @property
-    def all(self) -> npt.NDArray[np.intp]:
-        return np.concatenate([self.ldl, self.t2d])
-
-
-def _choose_causal(
-    frequencies: npt.NDArray[np.float64], traits: TraitModel, rng: np.random.Generator
-) -> _Causal:
-    candidates = np.flatnonzero(np.minimum(frequencies, 1 - frequencies) >= traits.causal_min_maf)
-    needed = traits.ldl_causal + traits.t2d_causal
-    if len(candidates) < needed:
-        raise InputError(
-            f"only {len(candidates)} variants have a minor allele frequency of at least "
-            f"{traits.causal_min_maf}, fewer than the {needed} causal variants to plant; "
-            "ask for more variants (nothing was written)"
-        )
-    chosen = rng.choice(candidates, size=needed, replace=False)
-    return _Causal(np.sort(chosen[: traits.ldl_causal]), np.sort(chosen[traits.ldl_causal :]))
-
-
-class _GenotypeStream:
-    """Decode blocks of variants, keep causal genotypes, set missing calls, count alleles."""
-
-    def __init__(self, plan: _Plan, causal: _Causal, rng: np.random.Generator) -> None:
-        self.plan = plan
-        self.rng = rng
-        self.causal_index = {int(v): i for i, v in enumerate(causal.all)}
-        self.causal_dosages = np.zeros((len(self.causal_index), plan.n_samples), dtype=np.float64)
-        per_sample = np.repeat(
-            [c.missing_call_rate for c in plan.countries], plan.samples_per_country
-        )
-        self.missing_rate = per_sample.astype(np.float32)
-        k = len(plan.countries)
-        self.allele_counts = np.zeros((plan.n_variants, k), dtype=np.int64)
-        self.allele_numbers = np.zeros((plan.n_variants, k), dtype=np.int64)
-        self.done = 0
-
-    def blocks(
-        self, chromosomes: list[SimulatedChromosome], report: ProgressCallback
-    ) -> Iterator[npt.NDArray[np.int8]]:
-        report(Progress("writing genotypes", 0, self.plan.n_variants))
-        haplotypes = np.empty((BLOCK_SIZE, 2 * self.plan.n_samples), dtype=np.int8)
-        for chromosome in chromosomes:
-            rows = 0
-            for variant in chromosome.tree_sequence.variants(copy=False):
-                haplotypes[rows] = variant.genotypes
-                rows += 1
-                if rows == BLOCK_SIZE:
-                    yield self._finish(haplotypes[:rows])
-                    report(Progress("writing genotypes", self.done, self.plan.n_variants))
-                    rows = 0
-            if rows:
-                yield self._finish(haplotypes[:rows])
-                report(Progress("writing genotypes", self.done, self.plan.n_variants))
-
-    def _finish(self, haplotypes: npt.NDArray[np.int8]) -> npt.NDArray[np.int8]:
-        dosages = haplotypes[:, 0::2] + haplotypes[:, 1::2]
-        start, stop = self.done, self.done + len(dosages)
-        for variant in range(start, stop):
-            if variant in self.causal_index:
-                self.causal_dosages[self.causal_index[variant]] = dosages[variant - start]
-        missing = self.rng.random(dosages.shape, dtype=np.float32) < self.missing_rate
-        dosages[missing] = MISSING_CALL
-        k, n = len(self.plan.countries), self.plan.samples_per_country
-        by_country = dosages.reshape(len(dosages), k, n)
-        called = by_country >= 0
-        self.allele_counts[start:stop] = np.where(called, by_country, 0).sum(axis=2)
-        self.allele_numbers[start:stop] = 2 * called.sum(axis=2)
-        self.done = stop
-        return dosages
-
-
 def _phenotypes(
-    plan: _Plan,
+    plan: Plan,
     covariates: Covariates,
     groups: npt.NDArray[np.intp],
     causal_dosages: npt.NDArray[np.float64],
@@ -507,7 +293,7 @@ def _write_truth(
     path: Path,
     variants: VariantInfo,
     frequencies: npt.NDArray[np.float64],
-    causal: _Causal,
+    causal: Causal,
     effects: dict[str, npt.NDArray[np.float64]],
 ) -> None:
     lines = [
@@ -524,7 +310,7 @@ def _write_truth(
     path.write_text("\n".join(lines) + "\n")
 
 
-def _write_provenance(path: Path, plan: _Plan) -> None:
+def _write_provenance(path: Path, plan: Plan) -> None:
     versions = {
         name: metadata.version(name)
         for name in ("genofed", "msprime", "tskit", "numpy", "bed-reader")
@@ -552,11 +338,11 @@ def _write_provenance(path: Path, plan: _Plan) -> None:
 
 
 def _summaries(
-    plan: _Plan, stream: _GenotypeStream, phenotypes: dict[str, npt.NDArray[np.float64]]
+    plan: Plan, stream: GenotypeStream, phenotypes: dict[str, npt.NDArray[np.float64]]
 ) -> tuple[CountrySummary, ...]:
     summaries = []
     for i, country in enumerate(plan.countries):
-        part = _country_slice(plan, i)
+        part = plan.country_slice(i)
         counts, numbers = stream.allele_counts[:, i], stream.allele_numbers[:, i]
         t2d = phenotypes["t2d"][part]
         summaries.append(
@@ -575,7 +361,7 @@ def _summaries(
     return tuple(summaries)
 
 
-def _pairwise_fst(plan: _Plan, stream: _GenotypeStream) -> dict[tuple[str, str], float]:
+def _pairwise_fst(plan: Plan, stream: GenotypeStream) -> dict[tuple[str, str], float]:
     fst = {}
     for i, j in itertools.combinations(range(len(plan.countries)), 2):
         sums = hudson_fst_sums(stream.allele_counts[:, [i, j]], stream.allele_numbers[:, [i, j]])
