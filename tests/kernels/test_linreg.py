@@ -14,7 +14,8 @@ from genofed.io.genotypes import MISSING_CALL, read_variant_blocks
 from genofed.kernels.linreg import local_null_sums, local_variant_sums, solve_linear
 from genofed.sim import SimulationResult
 from tests.conftest import PlinkRunner
-from tests.sim.test_cohorts import CODES, plink_pheno, read_tsv
+from tests.plink import pooled_glm_linear
+from tests.sim.test_cohorts import CODES
 
 
 def pooled_ols(covariates: np.ndarray, y: np.ndarray, g: np.ndarray) -> tuple[float, float, int]:
@@ -89,15 +90,7 @@ def test_linreg__six_country_nodes_equal_plink2_on_pooled_files(
     p = np.concatenate([r.p_value for r in results])
     n = np.concatenate([r.n for r in results])
 
-    pheno = plink_pheno(cohorts.out / "pooled" / "phenotypes.tsv", tmp_path / "pheno.tsv")
-    out = plink2(
-        "--bfile", cohorts.out / "pooled" / "genotypes",
-        "--pheno", pheno, "--pheno-name", "ldl",
-        "--covar", pheno, "--covar-name", "age,sex",
-        "--glm", "hide-covar", "omit-ref",
-        out=tmp_path / "gwas",
-    )  # fmt: skip
-    rows = read_tsv(out.with_suffix(".ldl.glm.linear"))
+    rows = pooled_glm_linear(plink2, cohorts.out, "ldl", "age,sex", tmp_path)
     assert len(rows) == len(beta) == 8000
     fitted = np.array([r["BETA"] != "NA" for r in rows])
     np.testing.assert_array_equal(fitted, ~np.isnan(beta))

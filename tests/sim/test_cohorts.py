@@ -12,6 +12,7 @@ from bed_reader import open_bed
 from genofed.io import read_phenotype_table
 from genofed.sim import COUNTRIES, SimulationResult
 from tests.conftest import PlinkRunner
+from tests.plink import pooled_glm_linear, read_tsv
 
 CODES = ("CZ", "EE", "DE", "PT", "SI", "ES")
 FILE_SETS = (*CODES, "pooled")
@@ -20,18 +21,6 @@ FILE_SETS = (*CODES, "pooled")
 def read_dosages(prefix: Path) -> np.ndarray:
     with open_bed(prefix.with_suffix(".bed")) as bed:
         return bed.read(dtype="int8")
-
-
-def read_tsv(path: Path) -> list[dict[str, str]]:
-    header, *rows = (line.split() for line in path.read_text().splitlines())
-    return [dict(zip(header, row, strict=True)) for row in rows]
-
-
-def plink_pheno(table: Path, out: Path) -> Path:
-    """The phenotype table with the '#FID IID' header PLINK 2 expects (FID = IID)."""
-    header, *rows = table.read_text().splitlines()
-    out.write_text("\n".join([f"#FID\t{header}", *(f"{r.split()[0]}\t{r}" for r in rows)]) + "\n")
-    return out
 
 
 def test_simulate__writes_one_file_set_and_table_per_node(cohorts: SimulationResult) -> None:
@@ -149,15 +138,8 @@ def test_simulate__glm_finds_largest_planted_effect(
         return float(row["effect"]) ** 2 * 2 * p * (1 - p)
 
     largest = max(truth, key=explained)
-    pheno = plink_pheno(cohorts.out / "pooled" / "phenotypes.tsv", tmp_path / "pheno.tsv")
-    out = plink2(
-        "--bfile", cohorts.out / "pooled" / "genotypes",
-        "--pheno", pheno, "--pheno-name", "ldl",
-        "--covar", pheno, "--covar-name", "age,sex",
-        "--glm", "hide-covar", "omit-ref",
-        out=tmp_path / "gwas",
-    )  # fmt: skip
-    rows = {r["ID"]: r for r in read_tsv(out.with_suffix(".ldl.glm.linear"))}
+    gwas = pooled_glm_linear(plink2, cohorts.out, "ldl", "age,sex", tmp_path)
+    rows = {r["ID"]: r for r in gwas}
     hit = rows[largest["variant_id"]]
     assert hit["A1"] == largest["effect_allele"]
     assert float(hit["P"]) < 5e-8
