@@ -28,6 +28,7 @@ from genofed.sim._genome import (
     MAX_GENOME_BP,
     MIN_MINOR_ALLELE_COUNT,
     MUTATION_RATE,
+    N_CHROMOSOMES,
     RECOMBINATION_RATE,
     Demography,
     chromosome_lengths,
@@ -184,7 +185,7 @@ def simulate_cohorts(
         out=out,
         seed=plan.seed,
         n_variants=plan.n_variants,
-        n_chromosomes=len(chromosome_lengths(1)),
+        n_chromosomes=N_CHROMOSOMES,
         countries=countries_summary,
         fst=fst,
     )
