@@ -29,7 +29,7 @@ def pooled_glm_linear(
         "--bfile", cohorts / "pooled" / "genotypes",
         "--pheno", pheno, "--pheno-name", trait,
         "--covar", pheno, "--covar-name", covariates,
-        "--glm", "hide-covar", "omit-ref",
+        "--glm", "hide-covar", "omit-ref", "cols=+a1freq",
         out=workdir / "gwas",
     )  # fmt: skip
     return read_tsv(out.with_suffix(f".{trait}.glm.linear"))

@@ -3,14 +3,17 @@
 Every error genofed raises on purpose derives from :class:`GenofedError`::
 
     GenofedError
-    └── InputError      bad arguments or input files; nothing was written
+    ├── InputError      bad arguments, input files or study parameters; nothing was written
+    ├── NodeError       a node is unreachable, refused a request or failed a job
+    └── ProtocolError   a message between coordinator and node is malformed
 
-The CLI maps each family to its own exit code (see ``genofed.cli``).
+The CLI maps each family to its own exit code (see ``genofed.cli``); a node
+maps them to HTTP status codes (see ``genofed.node``).
 """
 
 from __future__ import annotations
 
-__all__ = ["GenofedError", "InputError"]
+__all__ = ["GenofedError", "InputError", "NodeError", "ProtocolError"]
 
 
 class GenofedError(Exception):
@@ -19,3 +22,11 @@ class GenofedError(Exception):
 
 class InputError(GenofedError):
     """An argument or an input file is invalid; the operation wrote nothing."""
+
+
+class NodeError(GenofedError):
+    """A node could not be reached, refused a request, or its job failed."""
+
+
+class ProtocolError(GenofedError):
+    """A message between coordinator and node does not follow the protocol."""

@@ -1,7 +1,7 @@
 """The ``genofed`` command: one module per subcommand, each thin.
 
 Exit codes: 0 success, 1 any other genofed error, 2 bad arguments or input
-(nothing was written), 130 interrupted.
+(nothing was written), 3 a node was unreachable or failed, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import sys
 from collections.abc import Sequence
 
 from genofed import __version__
-from genofed.cli import demo, simulate
-from genofed.errors import GenofedError, InputError
+from genofed.cli import demo, federation, gwas, node, simulate
+from genofed.errors import GenofedError, InputError, NodeError
 
 __all__ = ["main"]
 
-EXIT_ERROR, EXIT_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_ERROR, EXIT_INPUT, EXIT_NODE, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--version", action="version", version=f"genofed {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (simulate, demo):
+    for module in (simulate, node, federation, gwas, demo):
         module.register(commands, common)
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -46,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"genofed {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except NodeError as exc:
+        print(f"genofed {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_NODE
     except GenofedError as exc:
         print(f"genofed {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

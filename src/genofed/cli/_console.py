@@ -7,6 +7,10 @@ import sys
 import time
 from typing import Any, TextIO
 
+import numpy as np
+
+from genofed.coordinator import LinearGwas
+from genofed.report import format_top_hits, top_hits
 from genofed.sim import Progress, SimulationResult
 
 
@@ -32,6 +36,8 @@ class TerminalProgress:
             f"{progress.stage}: {progress.done:,}/{progress.total:,} ({percent:.0f}%)"
             f"  {rate:,.1f}/s  {elapsed:.0f}s"
         )
+        if progress.parts:
+            line += "  | " + " ".join(f"{name} {done:,}" for name, done in progress.parts)
         end = "\n" if progress.done >= progress.total else ""
         self.stream.write(f"\r\x1b[K{line}{end}")
         self.stream.flush()
@@ -90,3 +96,42 @@ def simulation_report(result: SimulationResult) -> str:
         f"pooled data for validation only: {result.out}/pooled/",
     ]
     return "\n".join(lines)
+
+
+def gwas_record(study: LinearGwas) -> dict[str, Any]:
+    """Return a GWAS summary as JSON-ready data."""
+    best = top_hits(study.table, 10)
+    return {
+        "tsv": str(study.tsv),
+        "metadata": str(study.metadata),
+        "variants": len(study.table),
+        "samples_per_node": study.samples_per_node,
+        "lambda_gc": study.lambda_gc,
+        "seconds": study.seconds,
+        "top_hits": [
+            {"variant_id": v, "beta": b, "p_value": p}
+            for v, b, p in zip(
+                best.variant_id.tolist(), best.beta.tolist(), best.p_value.tolist(), strict=True
+            )
+        ],
+    }
+
+
+def gwas_report(study: LinearGwas) -> str:
+    """Format the per-node sample counts, lambda GC and the top hits."""
+    tested = int((~np.isnan(study.table.p_value)).sum())
+    counts = ", ".join(f"{name} {n:,}" for name, n in study.samples_per_node.items())
+    return "\n".join(
+        [
+            f"GWAS of {len(study.table):,} variants ({tested:,} tested) over "
+            f"{sum(study.samples_per_node.values()):,} samples at "
+            f"{len(study.samples_per_node)} nodes in {study.seconds:.1f} s",
+            f"samples per node: {counts}",
+            f"lambda GC: {study.lambda_gc:.3f}",
+            "",
+            "top hits:",
+            format_top_hits(top_hits(study.table, 10)),
+            "",
+            f"wrote {study.tsv} and {study.metadata}",
+        ]
+    )

@@ -1,4 +1,4 @@
-"""PLINK 1 binary file sets (.bed/.bim/.fam), written one block of variants at a time."""
+"""PLINK 1 binary file sets: .bim/.fam readers, and a writer one block of variants at a time."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from types import TracebackType
 import numpy as np
 import numpy.typing as npt
 from bed_reader import create_bed
+
+from genofed.errors import InputError
 
 MISSING_CALL = np.int8(-127)  # bed-reader's code for a missing int8 genotype
 
@@ -92,3 +94,68 @@ class BedWriter:
             self.close()
         else:
             self.abort()
+
+
+def read_fam(path: Path) -> tuple[str, ...]:
+    """Return the IIDs of a .fam file, in file order.
+
+    Raises
+    ------
+    InputError
+        Naming the file and row, if a row has fewer than 6 fields or an IID repeats.
+    """
+    iids: list[str] = []
+    seen: set[str] = set()
+    for number, fields in _rows(path, minimum=6):
+        iid = fields[1]
+        if iid in seen:
+            raise InputError(f"{path}, row {number}: IID {iid!r} appears more than once")
+        seen.add(iid)
+        iids.append(iid)
+    return tuple(iids)
+
+
+def read_bim(path: Path) -> VariantInfo:
+    """Return the variants of a .bim file, in file order.
+
+    Raises
+    ------
+    InputError
+        Naming the file and row, if a row has fewer than 6 fields or a bad position.
+    """
+    rows = _rows(path, minimum=6)
+    columns = list(zip(*(fields[:6] for _, fields in rows), strict=True)) or [()] * 6
+    try:
+        cm = np.array(columns[2], dtype=np.float64)
+        bp = np.array(columns[3], dtype=np.int64)
+    except ValueError:
+        for number, fields in rows:
+            try:
+                float(fields[2]), int(fields[3])
+            except ValueError:
+                raise InputError(
+                    f"{path}, row {number}: position {fields[3]!r} is not a whole number"
+                ) from None
+        raise
+    return VariantInfo(
+        chromosome=np.array(columns[0], dtype=str),
+        variant_id=np.array(columns[1], dtype=str),
+        cm_position=cm,
+        bp_position=bp,
+        allele_1=np.array(columns[4], dtype=str),
+        allele_2=np.array(columns[5], dtype=str),
+    )
+
+
+def _rows(path: Path, *, minimum: int) -> list[tuple[int, list[str]]]:
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from exc
+    rows = [(number, line.split()) for number, line in enumerate(lines, 1) if line.strip()]
+    for number, fields in rows:
+        if len(fields) < minimum:
+            raise InputError(
+                f"{path}, row {number}: {len(fields)} fields, expected at least {minimum}"
+            )
+    return rows

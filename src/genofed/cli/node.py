@@ -1,0 +1,86 @@
+"""``genofed node init`` and ``genofed node serve``: run a data holder's node."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from genofed.cli._console import print_json
+from genofed.node.serve import serve
+from genofed.node.setup import init_node
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``node`` subcommand group."""
+    parser = commands.add_parser(
+        "node", help="set up and run a node over a data holder's own files"
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    init = actions.add_parser(
+        "init",
+        parents=[common],
+        help="check a node's files and write node.toml and public.toml",
+        description="Validate a PLINK file set and phenotype table, then write DIR/node.toml "
+        "(private configuration) and DIR/public.toml (the card researchers add to a federation).",
+    )
+    init.add_argument("--name", required=True, help="node name, e.g. a country code")
+    init.add_argument("--bfile", required=True, type=Path, help="PLINK 1 prefix (.bed/.bim/.fam)")
+    init.add_argument("--pheno", required=True, type=Path, help="phenotype table (IID first)")
+    init.add_argument("--out", required=True, type=Path, help="directory for the two files")
+    init.add_argument("--port", type=int, default=8701, help="port (default: %(default)s)")
+    init.add_argument("--host", default="127.0.0.1", help="interface (default: %(default)s)")
+    init.add_argument("--dataset-id", help="dataset id (default: genofed:NAME)")
+    init.set_defaults(run=run_init)
+    serve_parser = actions.add_parser(
+        "serve",
+        parents=[common],
+        help="serve a node until SIGTERM or Ctrl-C",
+        description="Serve the node's aggregate computations over HTTP.",
+    )
+    serve_parser.add_argument("config", type=Path, help="the node's node.toml")
+    serve_parser.set_defaults(run=run_serve)
+
+
+def run_init(args: argparse.Namespace) -> int:
+    """Write the node's configuration and report what its files hold."""
+    report = init_node(
+        args.name,
+        bfile=args.bfile,
+        phenotypes=args.pheno,
+        out=args.out,
+        port=args.port,
+        host=args.host,
+        dataset_id=args.dataset_id,
+    )
+    record = {
+        "config": str(report.config),
+        "card": str(report.card),
+        "url": report.settings.server.url,
+        "dataset_id": report.settings.node.dataset_id,
+        "genotyped_samples": report.genotyped_samples,
+        "phenotype_rows": report.phenotype_rows,
+        "matched_samples": report.matched_samples,
+        "variants": report.variants,
+        "phenotypes": list(report.phenotypes),
+    }
+    if args.format == "json":
+        print_json(record)
+        return 0
+    print(
+        f"node {args.name}: {report.variants:,} variants; {report.genotyped_samples:,} genotyped "
+        f"samples, {report.phenotype_rows:,} phenotype rows, {report.matched_samples:,} in both\n"
+        f"  genotyped without a phenotype row: "
+        f"{report.genotyped_samples - report.matched_samples:,}\n"
+        f"  phenotype rows without genotypes:  {report.phenotype_rows - report.matched_samples:,}\n"
+        f"  phenotype columns: {', '.join(report.phenotypes)}\n"
+        f"wrote {report.config} (private) and {report.card} (public card, {record['url']})\n"
+        f"serve it with: genofed node serve {report.config}"
+    )
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Serve until stopped."""
+    serve(args.config, log_level=("warning", "info", "debug")[min(args.verbose + 1, 2)])
+    return 0

@@ -1,0 +1,10 @@
+"""The researcher's side: federation files, node clients and studies.
+
+The coordinator holds no individual data: it sends study parameters, adds
+the sums the nodes return, and solves.
+"""
+
+from genofed.coordinator.federation import Federation, create_federation, read_federation
+from genofed.coordinator.gwas import LinearGwas, run_linear_gwas
+
+__all__ = ["Federation", "LinearGwas", "create_federation", "read_federation", "run_linear_gwas"]

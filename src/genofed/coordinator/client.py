@@ -1,0 +1,142 @@
+"""An HTTP client for one node, with explicit timeouts and errors that name the node."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any, TypeVar
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ValidationError
+
+from genofed.errors import InputError, NodeError, ProtocolError
+from genofed.node.settings import PublicCard
+from genofed.protocol.codec import decode_arrays
+from genofed.protocol.messages import (
+    API_PREFIX,
+    DatasetDescription,
+    JobRequest,
+    JobStatus,
+    ServiceInfo,
+)
+
+__all__ = ["NodeClient"]
+
+Model = TypeVar("Model", bound=BaseModel)
+
+RESULT_WAIT_SECONDS = 10.0
+
+
+class NodeClient:
+    """Talk to one node; one connection pool, reused for every call."""
+
+    def __init__(self, card: PublicCard, *, timeout: float = 30.0) -> None:
+        self.card = card
+        self.name = card.name
+        self._http = httpx.Client(
+            base_url=card.url.rstrip("/") + API_PREFIX,
+            timeout=httpx.Timeout(timeout, connect=5.0, read=timeout + RESULT_WAIT_SECONDS),
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> NodeClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def service_info(self) -> ServiceInfo:
+        """GA4GH service-info."""
+        return self._model(ServiceInfo, self._call("GET", "/service-info"))
+
+    def dataset(self) -> DatasetDescription:
+        """Fetch the node's dataset description."""
+        return self._model(DatasetDescription, self._call("GET", "/dataset"))
+
+    def variants(self) -> dict[str, npt.NDArray[np.generic]]:
+        """Fetch the node's variant list."""
+        return self._arrays(self._call("GET", "/dataset/variants"))
+
+    def submit(self, request: JobRequest) -> JobStatus:
+        """Queue a job."""
+        response = self._call("POST", "/jobs", json=request.model_dump(mode="json"))
+        return self._model(JobStatus, response)
+
+    def status(self, job_id: str) -> JobStatus:
+        """Fetch a job's state and progress."""
+        return self._model(JobStatus, self._call("GET", f"/jobs/{job_id}"))
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel a job, ignoring a node that is already gone."""
+        with contextlib.suppress(NodeError):
+            self._call("POST", f"/jobs/{job_id}/cancel")
+
+    def result(self, job_id: str, part: str, *, timeout: float) -> tuple[bytes, int]:
+        """Wait for a result part and return it with the job's count of blocks done.
+
+        Raises
+        ------
+        NodeError
+            If the job failed or was cancelled, or the part is not ready in ``timeout`` s.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            wait = min(RESULT_WAIT_SECONDS, max(deadline - time.monotonic(), 0.0))
+            response = self._call(
+                "GET", f"/jobs/{job_id}/results/{part}", params={"wait": wait}, allow=(409,)
+            )
+            if response.status_code == 200:
+                return response.content, int(response.headers.get("Genofed-Blocks-Done", 0))
+            status = self.status(job_id)
+            if status.state.value in ("EXECUTOR_ERROR", "CANCELED"):
+                reason = status.error or "the job was cancelled"
+                raise NodeError(f"node {self.name}: job {job_id} {status.state.value}: {reason}")
+            if time.monotonic() >= deadline:
+                raise NodeError(
+                    f"node {self.name}: no {part} of job {job_id} after {timeout:.0f} s"
+                )
+
+    def _call(
+        self, method: str, path: str, *, allow: tuple[int, ...] = (), **kwargs: Any
+    ) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise NodeError(f"node {self.name} ({self.card.url}) timed out: {exc!r}") from exc
+        except httpx.HTTPError as exc:
+            raise NodeError(f"node {self.name} ({self.card.url}) is unreachable: {exc}") from exc
+        if response.is_success or response.status_code in allow:
+            return response
+        detail = _detail(response)
+        if response.status_code == 422:
+            raise InputError(f"node {self.name} refused the request: {detail}")
+        raise NodeError(f"node {self.name} answered {response.status_code}: {detail}")
+
+    def _model(self, model: type[Model], response: httpx.Response) -> Model:
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise ProtocolError(
+                f"node {self.name} sent a malformed {model.__name__}: {exc}"
+            ) from exc
+
+    def _arrays(self, response: httpx.Response) -> dict[str, npt.NDArray[np.generic]]:
+        try:
+            return decode_arrays(response.content)
+        except ProtocolError as exc:
+            raise ProtocolError(f"node {self.name}: {exc}") from exc
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        return response.text[:500]
+    if isinstance(detail, list):  # pydantic validation errors
+        return "; ".join(f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}" for d in detail)
+    return str(detail)

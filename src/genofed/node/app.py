@@ -1,0 +1,60 @@
+"""The node's FastAPI application, built by :func:`create_app`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from genofed import __version__
+from genofed.errors import GenofedError, InputError, ProtocolError
+from genofed.node.dataset import NodeDataset
+from genofed.node.jobs import JobManager, NotReady, UnknownJob
+from genofed.node.routes import info, jobs
+from genofed.node.settings import NodeSettings
+from genofed.protocol.messages import API_PREFIX
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+# Each error family has its HTTP status; the body is {"detail": message}.
+_STATUS = ((UnknownJob, 404), (NotReady, 409), (InputError, 422), (ProtocolError, 400))
+
+
+def create_app(settings: NodeSettings, dataset: NodeDataset | None = None) -> FastAPI:
+    """Build a node's application; the dataset is opened here unless given."""
+    data = dataset or NodeDataset(settings.data.bfile, settings.data.phenotypes)
+    manager = JobManager(data, settings.compute)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logger.info(
+            "node %s serves dataset %s: %d samples, %d variants",
+            settings.node.name, settings.node.dataset_id, len(data.iids), len(data.variants),
+        )  # fmt: skip
+        yield
+        logger.info("node %s stopping: cancelling jobs", settings.node.name)
+        manager.shutdown()
+        data.close()
+
+    app = FastAPI(
+        title=f"genofed node {settings.node.name}",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=f"{API_PREFIX}/docs",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+    )
+    app.state.settings, app.state.dataset, app.state.jobs = settings, data, manager
+    app.include_router(info.router, prefix=API_PREFIX)
+    app.include_router(jobs.router, prefix=API_PREFIX)
+
+    @app.exception_handler(GenofedError)
+    async def genofed_error(request: Request, exc: GenofedError) -> JSONResponse:
+        code = next((c for family, c in _STATUS if isinstance(exc, family)), 500)
+        return JSONResponse({"detail": str(exc)}, status_code=code)
+
+    return app

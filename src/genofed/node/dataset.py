@@ -1,0 +1,134 @@
+"""A node's data: its PLINK file set and phenotype table, opened once and read in place."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from bed_reader import open_bed
+
+from genofed.errors import InputError
+from genofed.io.phenotypes import PhenotypeTable, read_phenotype_table
+from genofed.io.plink import VariantInfo, read_bim, read_fam
+from genofed.kernels.linreg import VariantSums, local_variant_sums
+
+__all__ = ["LinearInputs", "NodeDataset"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LinearInputs:
+    """The design of one study at this node, rows in .fam order.
+
+    ``covariates`` has the intercept first; rows of samples left out of the
+    analysis (no phenotype row, or a missing phenotype or covariate) are zero.
+    """
+
+    covariates: npt.NDArray[np.float64]
+    phenotype: npt.NDArray[np.float64]
+    included: npt.NDArray[np.bool_]
+
+    @property
+    def samples(self) -> int:
+        """Samples in the analysis."""
+        return int(self.included.sum())
+
+
+class NodeDataset:
+    """The genotype and phenotype files of one node, validated on opening.
+
+    Raises
+    ------
+    InputError
+        Naming the file and what is wrong with it.
+    """
+
+    def __init__(self, bfile: Path, phenotypes: Path) -> None:
+        self.bfile = Path(bfile)
+        self.phenotype_path = Path(phenotypes)
+        self.iids = read_fam(self.bfile.with_suffix(".fam"))
+        self.variants: VariantInfo = read_bim(self.bfile.with_suffix(".bim"))
+        self.table: PhenotypeTable = read_phenotype_table(self.phenotype_path)
+        rows = {iid: i for i, iid in enumerate(self.table.iids)}
+        self._table_row = np.array([rows.get(iid, -1) for iid in self.iids], dtype=np.intp)
+        self.variant_digest = variant_digest(self.variants)
+        self._bed = open_bed(
+            self.bfile.with_suffix(".bed"),
+            iid_count=len(self.iids),
+            sid_count=len(self.variants),
+            count_A1=True,
+        )
+
+    def close(self) -> None:
+        """Release the genotype file."""
+        self._bed.__exit__(None, None, None)
+
+    @property
+    def phenotyped_samples(self) -> int:
+        """Samples in both the .fam file and the phenotype table."""
+        return int((self._table_row >= 0).sum())
+
+    @property
+    def unmatched_phenotype_rows(self) -> int:
+        """Phenotype table rows whose IID is not in the .fam file."""
+        return len(self.table.iids) - self.phenotyped_samples
+
+    def linear_inputs(self, phenotype: str, covariates: Sequence[str]) -> LinearInputs:
+        """Line up the phenotype and covariates with the .fam order and drop incomplete rows.
+
+        Raises
+        ------
+        InputError
+            If a name is not a column of the phenotype table (the message lists
+            the columns), repeats, or the phenotype is also a covariate.
+        """
+        names = [phenotype, *covariates]
+        available = ", ".join(self.table.columns)
+        for name in names:
+            if name not in self.table.columns:
+                raise InputError(
+                    f"column {name!r} is not in the phenotype table; available: {available}"
+                )
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise InputError(f"column {repeated[0]!r} is named more than once")
+        present = self._table_row >= 0
+        rows = np.where(present, self._table_row, 0)
+        y = np.where(present, self.table.columns[phenotype][rows], np.nan)
+        c = np.column_stack(
+            [np.ones(len(rows))]
+            + [np.where(present, self.table.columns[n][rows], np.nan) for n in covariates]
+        )
+        included = present & np.isfinite(y) & np.isfinite(c).all(axis=1)
+        return LinearInputs(
+            covariates=np.where(included[:, None], c, 0.0),
+            phenotype=np.where(included, y, 0.0),
+            included=included,
+        )
+
+    def variant_sums(self, inputs: LinearInputs, start: int, stop: int) -> VariantSums:
+        """Compute the linear-regression sums of variants ``start:stop`` (included samples)."""
+        rows = np.flatnonzero(inputs.included)
+        dosages = self._bed.read(index=np.s_[rows, start:stop], dtype="int8")
+        return local_variant_sums(inputs.covariates[rows], inputs.phenotype[rows], dosages)
+
+
+def variant_digest(variants: VariantInfo) -> str:
+    """SHA-256 of a variant list, to check that nodes hold the same variants."""
+    digest = hashlib.sha256()
+    columns = (
+        variants.chromosome,
+        variants.bp_position,
+        variants.variant_id,
+        variants.allele_1,
+        variants.allele_2,
+    )
+    for fields in zip(*columns, strict=True):
+        digest.update(("\t".join(map(str, fields)) + "\n").encode())
+    return digest.hexdigest()

@@ -1,0 +1,1 @@
+"""One router per resource: service info and dataset, and jobs."""

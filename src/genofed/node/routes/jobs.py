@@ -1,0 +1,48 @@
+"""Jobs: submit, poll, fetch result blocks, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from genofed.node.deps import Jobs
+from genofed.protocol.codec import ARRAY_MEDIA_TYPE
+from genofed.protocol.messages import JobRequest, JobStatus
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+MAX_WAIT_SECONDS = 30.0
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def submit(request: JobRequest, jobs: Jobs) -> JobStatus:
+    """Queue a catalogue computation."""
+    return jobs.submit(request)
+
+
+@router.get("/{job_id}")
+def job_status(job_id: str, jobs: Jobs) -> JobStatus:
+    """State and progress of a job."""
+    return jobs.status(job_id)
+
+
+@router.get("/{job_id}/results/{part:path}", response_class=Response)
+def result(
+    job_id: str,
+    part: str,
+    jobs: Jobs,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0.0,
+) -> Response:
+    """Fetch ``null`` or ``block/<i>``, waiting up to ``wait`` seconds for it."""
+    payload = jobs.result(job_id, part, wait=wait)
+    blocks_done = jobs.status(job_id).blocks_done
+    return Response(
+        payload, media_type=ARRAY_MEDIA_TYPE, headers={"Genofed-Blocks-Done": str(blocks_done)}
+    )
+
+
+@router.post("/{job_id}/cancel")
+def cancel(job_id: str, jobs: Jobs) -> JobStatus:
+    """Stop a job and drop its results."""
+    return jobs.cancel(job_id)

@@ -1,0 +1,114 @@
+"""A node's configuration (``node.toml``) and public card (``public.toml``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from genofed._toml import read_toml
+from genofed.errors import InputError
+
+__all__ = ["NodeSettings", "PublicCard", "load_settings", "read_card"]
+
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeSection(_Section):
+    """``[node]``: who this node is."""
+
+    name: Name
+    dataset_id: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class ServerSection(_Section):
+    """``[server]``: where it listens, and the URL researchers use."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8701, ge=1, le=65_535)
+    public_url: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The URL on the public card."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+class DataSection(_Section):
+    """``[data]``: the node's own files, read in place."""
+
+    bfile: Path  # PLINK 1 prefix: .bed, .bim and .fam
+    phenotypes: Path
+
+
+class ComputeSection(_Section):
+    """``[compute]``: how much work and memory the node allows itself."""
+
+    block_size: int = Field(default=4096, ge=1, le=65_536)
+    max_running_jobs: int = Field(default=2, ge=1, le=64)
+    buffered_blocks: int = Field(default=16, ge=1, le=1024)
+    kept_jobs: int = Field(default=64, ge=1, le=10_000)
+
+
+class NodeSettings(_Section):
+    """Everything in ``node.toml``."""
+
+    node: NodeSection
+    server: ServerSection = ServerSection()
+    data: DataSection
+    compute: ComputeSection = ComputeSection()
+
+    @model_validator(mode="after")
+    def _absolute_paths(self) -> NodeSettings:
+        for path in (self.data.bfile, self.data.phenotypes):
+            if not path.is_absolute():
+                raise ValueError(f"data paths must be absolute after loading, got {path}")
+        return self
+
+
+class PublicCard(_Section):
+    """``public.toml``: what a node hands to researchers."""
+
+    name: Name
+    url: str
+    dataset_id: str
+
+
+def _validated(model: type[Any], document: dict[str, Any], path: Path) -> Any:
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InputError(f"{path}: {problems}") from None
+
+
+def load_settings(path: Path) -> NodeSettings:
+    """Read ``node.toml``; relative data paths are taken from the file's directory.
+
+    Raises
+    ------
+    InputError
+        Naming the file and each key that is missing, unknown or invalid.
+    """
+    path = Path(path)
+    document = read_toml(path)
+    data = document.get("data")
+    if isinstance(data, dict):
+        for key in ("bfile", "phenotypes"):
+            if isinstance(data.get(key), str):
+                data[key] = str((path.parent / data[key]).resolve())
+    settings: NodeSettings = _validated(NodeSettings, document, path)
+    return settings
+
+
+def read_card(path: Path) -> PublicCard:
+    """Read a node's ``public.toml``."""
+    card: PublicCard = _validated(PublicCard, read_toml(path), Path(path))
+    return card

@@ -1,0 +1,134 @@
+"""JSON messages between coordinator and node, and the versioned job catalogue.
+
+No model here has a field that could carry one person's value: responses
+hold counts, names, digests and job states. Aggregate arrays travel
+separately, in the codec of :mod:`genofed.protocol.codec`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+__all__ = [
+    "API_PREFIX",
+    "CATALOGUE",
+    "Computation",
+    "DatasetDescription",
+    "JobRequest",
+    "JobState",
+    "JobStatus",
+    "LinearGwasParameters",
+    "ServiceInfo",
+]
+
+API_PREFIX = "/api/v1"
+
+ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\s]+$")]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceType(_Message):
+    """GA4GH service-info ``type``."""
+
+    group: str
+    artifact: str
+    version: str
+
+
+class Organization(_Message):
+    """GA4GH service-info ``organization``."""
+
+    name: str
+    url: str
+
+
+class ServiceInfo(_Message):
+    """GA4GH service-info (v1.0.0) of a node."""
+
+    id: str
+    name: str
+    type: ServiceType
+    description: str
+    organization: Organization
+    version: str
+    environment: str = "production"
+
+
+class DatasetDescription(_Message):
+    """What a node holds, as counts and names only."""
+
+    dataset_id: str
+    node: str
+    genotyped_samples: int
+    phenotyped_samples: int  # samples in both the genotype files and the phenotype table
+    variants: int
+    variant_digest: str  # SHA-256 of the variant list (chromosome, position, id, alleles)
+    phenotypes: list[str]
+    block_size: int  # the node's default number of variants per result block
+
+
+class LinearGwasParameters(_Message):
+    """Parameters of ``linear-gwas`` version 1."""
+
+    phenotype: ColumnName
+    covariates: list[ColumnName] = Field(default_factory=list, max_length=64)
+    block_size: int = Field(ge=1, le=65_536)
+
+
+class JobRequest(_Message):
+    """A job from the catalogue: its name, version and parameters."""
+
+    computation: Literal["linear-gwas"]
+    version: Literal[1]
+    parameters: LinearGwasParameters
+
+
+class Computation(_Message):
+    """One entry of the node's catalogue."""
+
+    name: str
+    version: int
+    description: str
+    results: list[str]
+
+
+CATALOGUE = (
+    Computation(
+        name="linear-gwas",
+        version=1,
+        description=(
+            "Sufficient statistics of a linear-regression GWAS: C'C, C'y, y'y and n once, "
+            "then C'g, g'g and g'y per variant with the missing-call samples' own sums."
+        ),
+        results=["null", "block/{index}"],
+    ),
+)
+
+
+class JobState(StrEnum):
+    """Task states as in GA4GH TES."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    COMPLETE = "COMPLETE"
+    EXECUTOR_ERROR = "EXECUTOR_ERROR"
+    CANCELED = "CANCELED"
+
+
+class JobStatus(_Message):
+    """State and progress of a job; ``blocks_done`` result blocks are ready to fetch."""
+
+    id: str
+    computation: str
+    version: int
+    state: JobState
+    blocks_done: int
+    blocks_total: int
+    samples: int | None = None  # samples in the analysis, known once the design is built
+    error: str | None = None

@@ -1,0 +1,160 @@
+"""Bad study parameters and failing nodes: a clear error, and no results file."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genofed._progress import Progress
+from genofed.cli import main
+from genofed.coordinator import Federation, create_federation, read_federation, run_linear_gwas
+from genofed.errors import InputError, NodeError
+from genofed.io import read_phenotype_table, write_phenotype_table
+from genofed.node.local import LocalNodes, free_port
+from genofed.node.setup import init_node
+from tests.e2e.conftest import SplitFederation
+from tests.e2e.test_gwas import run_gwas
+
+
+@dataclass(frozen=True)
+class Faulty:
+    federation: Path
+    local: LocalNodes
+    nodes: dict[str, Path]
+
+
+@pytest.fixture(scope="module")
+def faulty(
+    split_federation: SplitFederation, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Faulty]:
+    """Two nodes of their own, whose tables add a constant and a collinear column."""
+    root = tmp_path_factory.mktemp("faulty")
+    cards, configs, nodes = [], [], {}
+    for name in ("alpha", "beta"):
+        data = root / name
+        data.mkdir()
+        for suffix in (".bed", ".bim", ".fam"):
+            shutil.copy(split_federation.nodes[name] / f"genotypes{suffix}", data)
+        table = read_phenotype_table(split_federation.nodes[name] / "phenotypes.tsv")
+        columns = dict(table.columns)
+        columns["batch"] = np.ones(len(table.iids))
+        columns["age_months"] = 12 * columns["age"] + 3
+        write_phenotype_table(data / "phenotypes.tsv", table.iids, columns)
+        init = init_node(
+            name,
+            bfile=data / "genotypes",
+            phenotypes=data / "phenotypes.tsv",
+            out=data / "node",
+            port=free_port(),
+        )
+        cards.append(init.card)
+        configs.append(init.config)
+        nodes[name] = data
+    federation = root / "federation.toml"
+    create_federation(cards, federation)
+    with LocalNodes(configs) as local:
+        yield Faulty(federation, local, nodes)
+
+
+def study(federation: Path | Federation, out: Path, **kwargs: object) -> None:
+    if isinstance(federation, Path):
+        federation = read_federation(federation)
+    run_linear_gwas(federation, phenotype="ldl", out=out, **kwargs)  # type: ignore[arg-type]
+
+
+def test_gwas__unknown_phenotype_lists_the_columns(
+    faulty: Faulty, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run_gwas(faulty.federation, tmp_path / "x", "--phenotype", "hdl")
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "node alpha has no column 'hdl'" in error
+    assert "ldl, t2d, age, sex, batch, age_months" in error
+    assert not list(tmp_path.iterdir())
+
+
+def test_gwas__unknown_covariate_is_named(faulty: Faulty, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"no column 'bmi'; its phenotype table has: ldl, t2d"):
+        study(faulty.federation, tmp_path / "x", covariates=["age", "bmi"])
+
+
+def test_gwas__repeated_covariate_is_refused_by_the_node(faulty: Faulty, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"node alpha refused .*'age' is named more than once"):
+        study(faulty.federation, tmp_path / "x", covariates=["age", "age"])
+
+
+def test_gwas__constant_covariate_is_refused(faulty: Faulty, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"covariate 'batch' is constant over .* samples"):
+        study(faulty.federation, tmp_path / "x", covariates=["age", "batch"])
+    assert not list(tmp_path.iterdir())
+
+
+def test_gwas__collinear_covariates_are_refused_like_plink2(faulty: Faulty, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"'age' and 'age_months' are collinear.*--max-corr"):
+        study(faulty.federation, tmp_path / "x", covariates=["age", "sex", "age_months"])
+
+
+def test_gwas__unreachable_node_is_named(faulty: Faulty, tmp_path: Path) -> None:
+    cards = read_federation(faulty.federation).nodes
+    dead = cards[0].model_copy(update={"name": "gone", "url": f"http://127.0.0.1:{free_port()}"})
+    with pytest.raises(NodeError, match=r"node gone \(http://127.0.0.1:\d+\) is unreachable"):
+        study(Federation((*cards, dead)), tmp_path / "x", covariates=["age"])
+    assert not list(tmp_path.iterdir())
+
+
+def test_gwas__node_killed_mid_study_is_named_and_nothing_is_written(
+    faulty: Faulty, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ldl"
+    out.with_suffix(".tsv").write_text("an older result\n")
+    victim = faulty.local.processes["beta"]
+
+    def kill_beta(progress: Progress) -> None:
+        if progress.done == 3:
+            victim.kill()
+            victim.wait()
+
+    with pytest.raises(NodeError, match=r"node beta \(http://127\.0\.0\.1:\d+\)"):
+        study(faulty.federation, out, covariates=["age"], block_size=50, progress=kill_beta)
+    assert out.with_suffix(".tsv").read_text() == "an older result\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ldl.tsv"]
+
+
+def test_node__stops_cleanly_on_sigterm(faulty: Faulty, tmp_path: Path) -> None:
+    data = faulty.nodes["alpha"]
+    init = init_node(
+        "solo",
+        bfile=data / "genotypes",
+        phenotypes=data / "phenotypes.tsv",
+        out=tmp_path,
+        port=free_port(),
+    )
+    with LocalNodes([init.config]) as local:
+        pass
+    assert local.exit_codes == {"solo": 0}
+    assert "node solo stopping: cancelling jobs" in (tmp_path / "node.log").read_text()
+
+
+def test_node_init__bad_phenotype_value_names_file_row_and_column(
+    faulty: Faulty, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = faulty.nodes["alpha"]
+    table = (source / "phenotypes.tsv").read_text().splitlines()
+    fields = table[5].split("\t")
+    fields[1] = "n/a"
+    table[5] = "\t".join(fields)
+    (tmp_path / "pheno.tsv").write_text("\n".join(table) + "\n")
+    code = main(
+        ["node", "init", "--name", "x", "--bfile", str(source / "genotypes"),
+         "--pheno", str(tmp_path / "pheno.tsv"), "--out", str(tmp_path / "node")]
+    )  # fmt: skip
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "phenotype 'ldl' has 1 non-numeric values" in error
+    assert f"{tmp_path / 'pheno.tsv'} (first at row 6: 'n/a')" in error
+    assert not (tmp_path / "node").exists()
