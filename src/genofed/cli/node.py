@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,7 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    """Serve until stopped."""
+    """Serve until stopped; a node logs at INFO by default, -v for DEBUG."""
+    logging.getLogger("genofed").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     serve(args.config, log_level=("warning", "info", "debug")[min(args.verbose + 1, 2)])
     return 0

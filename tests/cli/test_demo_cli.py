@@ -1,0 +1,34 @@
+"""``genofed demo`` as a user runs it, at a small size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genofed.cli import main
+from genofed.report import read_gwas_ssf
+
+SMALL = ["--samples-per-country", "150", "--variants", "2000", "--countries", "CZ,EE,PT"]
+
+
+def test_cli_demo__runs_the_federated_gwas_end_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--format", "json", "--out", str(out), *SMALL]) == 0
+    record = json.loads(capsys.readouterr().out)
+    gwas = record["gwas"]
+    assert set(gwas["samples_per_node"]) == {"CZ", "EE", "PT"}
+    assert 400 < sum(gwas["samples_per_node"].values()) <= 450
+    assert 0.5 < gwas["lambda_gc"] < 3
+    table = read_gwas_ssf(out / "results" / "ldl.tsv")
+    assert len(table) == 2000
+    assert np.nanmin(table.p_value) == pytest.approx(gwas["top_hits"][0]["p_value"])
+    for plot in record["plots"]:
+        assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for code in ("CZ", "EE", "PT"):
+        log = (out / "nodes" / code / "node.log").read_text()
+        assert f"node {code} stopped (SIGTERM)" in log
