@@ -1,0 +1,135 @@
+"""The node service in-process: its routes, job life cycle and refusals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from genofed.io import read_phenotype_table
+from genofed.kernels.linreg import local_null_sums
+from genofed.node.app import create_app
+from genofed.node.settings import load_settings
+from genofed.node.setup import init_node
+from genofed.protocol.codec import ARRAY_MEDIA_TYPE, decode_arrays
+from genofed.protocol.linreg import decode_null_sums, decode_variant_sums
+from genofed.protocol.messages import API_PREFIX
+from genofed.sim import SimulationResult
+
+JOB = {
+    "computation": "linear-gwas",
+    "version": 1,
+    "parameters": {"phenotype": "ldl", "covariates": ["age", "sex"], "block_size": 1000},
+}
+
+
+@pytest.fixture(scope="module")
+def client(
+    cohorts: SimulationResult, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    out = tmp_path_factory.mktemp("node")
+    init = init_node(
+        "EE",
+        bfile=cohorts.out / "EE" / "genotypes",
+        phenotypes=cohorts.out / "EE" / "phenotypes.tsv",
+        out=out,
+    )
+    settings = load_settings(init.config)
+    settings = settings.model_copy(
+        update={"compute": settings.compute.model_copy(update={"buffered_blocks": 2})}
+    )
+    with TestClient(create_app(settings), base_url=f"http://node{API_PREFIX}") as test_client:
+        yield test_client
+
+
+def test_node__serves_ga4gh_service_info(client: TestClient) -> None:
+    info = client.get("/service-info").json()
+    assert info["id"] == "org.genofed.node.ee"
+    assert info["type"] == {"group": "org.genofed", "artifact": "genofed-node", "version": "1.0.0"}
+    assert {"name", "description", "organization", "version"} <= set(info)
+
+
+def test_node__describes_its_dataset_by_counts_and_names_only(client: TestClient) -> None:
+    description = client.get("/dataset").json()
+    assert description["genotyped_samples"] == description["phenotyped_samples"] == 400
+    assert description["variants"] == 8000
+    assert description["phenotypes"] == ["ldl", "t2d", "age", "sex"]
+    assert all(isinstance(v, int | str) for k, v in description.items() if k != "phenotypes")
+
+
+def test_node__offers_only_the_catalogue(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {p.removeprefix(API_PREFIX) for p in paths} == {
+        "/service-info", "/dataset", "/dataset/variants", "/catalogue",
+        "/jobs", "/jobs/{job_id}", "/jobs/{job_id}/results/{part}", "/jobs/{job_id}/cancel",
+    }  # fmt: skip
+    assert [c["name"] for c in client.get("/catalogue").json()] == ["linear-gwas"]
+    for bad in (
+        {**JOB, "computation": "python"},
+        {**JOB, "version": 2},
+        {**JOB, "code": "import os"},
+        {**JOB, "parameters": {**JOB["parameters"], "block_size": 0}},  # type: ignore[dict-item]
+    ):
+        assert client.post("/jobs", json=bad).status_code == 422
+
+
+def test_node__variant_list_travels_as_arrays(client: TestClient) -> None:
+    response = client.get("/dataset/variants")
+    assert response.headers["content-type"] == ARRAY_MEDIA_TYPE
+    variants = decode_arrays(response.content)
+    assert len(variants["variant_id"]) == 8000
+    assert variants["variant_id"][0] == f"{variants['chromosome'][0]}:" + ":".join(
+        [str(variants["base_pair_location"][0]), variants["other_allele"][0],
+         variants["effect_allele"][0]]
+    )  # fmt: skip
+
+
+def test_node__job_runs_from_queued_to_complete_with_blocks(
+    client: TestClient, cohorts: SimulationResult
+) -> None:
+    submitted = client.post("/jobs", json=JOB)
+    assert submitted.status_code == 201
+    job = submitted.json()
+    assert job["state"] in ("QUEUED", "RUNNING")
+    assert job["blocks_total"] == 8
+    null = decode_null_sums(client.get(f"/jobs/{job['id']}/results/null?wait=10").content, k=3)
+    table = read_phenotype_table(cohorts.out / "EE" / "phenotypes.tsv")
+    values = np.column_stack([table.columns[c] for c in ("ldl", "age", "sex")])
+    values = values[~np.isnan(values).any(axis=1)]
+    expected = local_null_sums(np.column_stack([np.ones(len(values)), values[:, 1:]]), values[:, 0])
+    assert null.n == expected.n == job["samples"]
+    np.testing.assert_allclose(null.ctc, expected.ctc, rtol=1e-12)
+    for index in range(8):
+        response = client.get(f"/jobs/{job['id']}/results/block/{index}?wait=10")
+        assert response.status_code == 200
+        sums = decode_variant_sums(response.content, variants=1000, k=3)
+        assert sums.ctg.shape == (1000, 3)
+    status = client.get(f"/jobs/{job['id']}").json()
+    assert status["state"] == "COMPLETE"
+    assert status["blocks_done"] == 8
+    released = client.get(f"/jobs/{job['id']}/results/block/3")
+    assert released.status_code == 404
+    assert "already fetched" in released.json()["detail"]
+
+
+def test_node__unfetched_blocks_hold_the_job_back(client: TestClient) -> None:
+    job = client.post("/jobs", json=JOB).json()
+    not_yet = client.get(f"/jobs/{job['id']}/results/block/5?wait=1")
+    assert not_yet.status_code == 409
+    assert client.get(f"/jobs/{job['id']}").json()["blocks_done"] == 2  # buffered_blocks
+    cancelled = client.post(f"/jobs/{job['id']}/cancel").json()
+    assert cancelled["state"] == "CANCELED"
+
+
+def test_node__refusals_name_what_is_wrong(client: TestClient) -> None:
+    unknown = client.get("/jobs/0123456789abcdef")
+    assert unknown.status_code == 404
+    assert unknown.json() == {"detail": "no job 0123456789abcdef on this node"}
+    bad_column = {**JOB, "parameters": {**JOB["parameters"], "phenotype": "hdl"}}  # type: ignore[dict-item]
+    response = client.post("/jobs", json=bad_column)
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "column 'hdl' is not in the phenotype table; available: ldl, t2d, age, sex"
+    )
