@@ -36,16 +36,19 @@ def federated(covariates: np.ndarray, y: np.ndarray, g: np.ndarray, cuts: list[i
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.integers(2, 5))
-def test_linreg__split_over_nodes_equals_pooled_ols(seed: int, n_nodes: int) -> None:
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6))
+def test_linreg__any_split_over_one_to_six_nodes_equals_pooled_ols(
+    seed: int, n_nodes: int
+) -> None:
     rng = np.random.default_rng(seed)
     n, m = 120, 6
     covariates = np.column_stack([np.ones(n), rng.normal(size=n), rng.integers(1, 3, n)])
     g = rng.binomial(2, rng.uniform(0.1, 0.5, m), size=(n, m)).astype(np.int8)
     g[rng.random((n, m)) < 0.05] = MISSING_CALL
     cuts = sorted(rng.choice(np.arange(10, n - 10), n_nodes - 1, replace=False).tolist())
-    g[: cuts[0], 0] = 0  # monomorphic at the first node
-    g[: cuts[0], 1] = MISSING_CALL  # every call missing at the first node
+    first = cuts[0] if cuts else n // 3
+    g[:first, 0] = 0  # monomorphic in the first samples (the first node when split)
+    g[:first, 1] = MISSING_CALL  # every call missing there
     y = covariates @ [1.0, 0.5, -0.3] + 0.2 * np.where(g[:, 2] < 0, 0, g[:, 2]) + rng.normal(size=n)
     result = federated(covariates, y, g, cuts)
     for j in range(m):
