@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from genofed import __version__
+from genofed._version import __version__
 from genofed.cli import demo, federation, gwas, node, simulate
 from genofed.errors import GenofedError, InputError, NodeError
 

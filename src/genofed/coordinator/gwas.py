@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from genofed import __version__
 from genofed._progress import Progress, ProgressCallback
+from genofed._version import __version__
 from genofed.coordinator.client import NodeClient
 from genofed.coordinator.federation import Federation
 from genofed.errors import InputError

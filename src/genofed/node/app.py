@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from genofed import __version__
+from genofed._version import __version__
 from genofed.errors import GenofedError, InputError, ProtocolError
 from genofed.node.dataset import NodeDataset
 from genofed.node.jobs import JobManager, NotReady, UnknownJob

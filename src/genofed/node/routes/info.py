@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from genofed import __version__
+from genofed._version import __version__
 from genofed.node.deps import Dataset, Settings
 from genofed.protocol.codec import ARRAY_MEDIA_TYPE, encode_arrays
 from genofed.protocol.messages import (

@@ -1,0 +1,173 @@
+"""Federated linear GWAS against ``plink2 --glm`` on the pooled files, same data, same run.
+
+Usage: python bench/gwas.py [--samples 20000] [--variants 100000] [--nodes 3]
+                            [--covariates 10] [--missing 0,0.01] [--workdir DIR]
+
+For each missing-call rate the script writes synthetic genotypes (split over
+``--nodes`` node file sets plus the pooled set), starts the nodes as real
+uvicorn processes on loopback, times ``run_linear_gwas`` (HTTP included,
+node start-up excluded) and ``plink2 --glm`` on the pooled files, and prints
+the wall-time ratio and each node's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from genofed.coordinator import create_federation, run_linear_gwas
+from genofed.io import write_phenotype_table
+from genofed.node.local import LocalNodes, free_port
+from genofed.node.setup import init_node
+
+# PLINK 1 .bed codes for ALT (allele_1) counts 0, 1, 2 and a missing call.
+CODE = np.array([0b11, 0b10, 0b00, 0b01], dtype=np.uint8)
+MISSING = 3
+
+
+def pack(genotypes: np.ndarray) -> np.ndarray:
+    """(variants x samples) codes 0-3 to .bed bytes, four samples per byte, low bits first."""
+    variants, samples = genotypes.shape
+    padded = np.zeros((variants, -(-samples // 4) * 4), dtype=np.uint8)
+    padded[:, :samples] = CODE[genotypes]
+    quads = padded.reshape(variants, -1, 4)
+    return quads[..., 0] | quads[..., 1] << 2 | quads[..., 2] << 4 | quads[..., 3] << 6
+
+
+def write_data(
+    out: Path, *, samples: int, variants: int, nodes: int, covariates: int, missing: float
+) -> tuple[Path, list[Path]]:
+    """Write node file sets and the pooled set; return the pooled prefix and node dirs."""
+    rng = np.random.default_rng(1)
+    sizes = np.full(nodes, samples // nodes)
+    sizes[: samples % nodes] += 1
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    prefixes = [out / f"node{i + 1}" / "genotypes" for i in range(nodes)] + [out / "pooled" / "g"]
+    ranges = [(bounds[i], bounds[i + 1]) for i in range(nodes)] + [(0, samples)]
+    handles = []
+    for prefix, (a, b) in zip(prefixes, ranges, strict=True):
+        prefix.parent.mkdir(parents=True)
+        prefix.with_suffix(".fam").write_text(
+            "".join(f"s{i}\ts{i}\t0\t0\t0\t-9\n" for i in range(a, b))
+        )
+        prefix.with_suffix(".bim").write_text(
+            "".join(f"1\t1:{j + 1}:G:A\t0\t{j + 1}\tA\tG\n" for j in range(variants))
+        )
+        handle = prefix.with_suffix(".bed").open("wb")
+        handle.write(bytes([0x6C, 0x1B, 0x01]))
+        handles.append(handle)
+    for start in range(0, variants, 2000):
+        stop = min(start + 2000, variants)
+        frequency = rng.beta(0.5, 2.0, stop - start).clip(0.005, 0.995)
+        g = rng.binomial(2, frequency[:, None], size=(stop - start, samples)).astype(np.uint8)
+        if missing:
+            g[rng.random(g.shape, dtype=np.float32) < missing] = MISSING
+        for handle, (a, b) in zip(handles, ranges, strict=True):
+            handle.write(pack(g[:, a:b]).tobytes())
+    for handle in handles:
+        handle.close()
+    names = [f"c{i + 1}" for i in range(covariates)]
+    c = rng.normal(size=(samples, covariates))
+    y = c @ rng.normal(size=covariates) + rng.normal(size=samples)
+    iids = [f"s{i}" for i in range(samples)]
+    columns = {"y": y, **{name: c[:, i] for i, name in enumerate(names)}}
+    for i in range(nodes):
+        a, b = bounds[i], bounds[i + 1]
+        write_phenotype_table(
+            prefixes[i].parent / "phenotypes.tsv",
+            iids[a:b],
+            {name: values[a:b] for name, values in columns.items()},
+        )
+    pheno = out / "pooled" / "pheno.tsv"
+    with pheno.open("w") as stream:
+        stream.write("#FID\tIID\t" + "\t".join(columns) + "\n")
+        table = np.column_stack(list(columns.values()))
+        for iid, row in zip(iids, table, strict=True):
+            stream.write(f"{iid}\t{iid}\t" + "\t".join(f"{v:.17g}" for v in row) + "\n")
+    return prefixes[-1], [p.parent for p in prefixes[:-1]]
+
+
+def peak_rss_gb(pid: int) -> float:
+    """The process's peak resident set size so far (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024**2
+    return float("nan")
+
+
+def run(args: argparse.Namespace, missing: float, workdir: Path) -> None:
+    out = workdir / f"missing-{missing:g}"
+    shutil.rmtree(out, ignore_errors=True)
+    started = time.perf_counter()
+    pooled, node_dirs = write_data(
+        out, samples=args.samples, variants=args.variants, nodes=args.nodes,
+        covariates=args.covariates, missing=missing,
+    )  # fmt: skip
+    print(f"  data written in {time.perf_counter() - started:.0f} s", flush=True)
+    covariates = [f"c{i + 1}" for i in range(args.covariates)]
+    cards, configs = [], []
+    for directory in node_dirs:
+        init = init_node(
+            directory.name,
+            bfile=directory / "genotypes",
+            phenotypes=directory / "phenotypes.tsv",
+            out=directory / "node",
+            port=free_port(),
+        )
+        cards.append(init.card)
+        configs.append(init.config)
+    federation = create_federation(cards, out / "federation.toml")
+    with LocalNodes(configs) as local:
+        started = time.perf_counter()
+        study = run_linear_gwas(federation, phenotype="y", covariates=covariates, out=out / "gwas")
+        genofed_s = time.perf_counter() - started
+        rss = {name: peak_rss_gb(p.pid) for name, p in local.processes.items()}
+    command = [
+        "plink2", "--bfile", str(pooled), "--pheno", str(pooled.parent / "pheno.tsv"),
+        "--pheno-name", "y", "--covar", str(pooled.parent / "pheno.tsv"),
+        "--covar-name", ",".join(covariates), "--glm", "hide-covar", "omit-ref",
+        "--threads", str(len(os.sched_getaffinity(0))), "--out", str(out / "plink"),
+    ]  # fmt: skip
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    plink_s = time.perf_counter() - started
+    tested = int((~np.isnan(study.table.p_value)).sum())
+    print(
+        f"  missing calls {missing:.0%}: genofed {genofed_s:.2f} s, plink2 {plink_s:.2f} s, "
+        f"ratio {genofed_s / plink_s:.2f} ({tested:,} variants tested)\n"
+        f"  node peak RSS: " + ", ".join(f"{n} {gb:.2f} GB" for n, gb in rss.items()),
+        flush=True,
+    )
+    if not args.keep:
+        shutil.rmtree(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=20_000)
+    parser.add_argument("--variants", type=int, default=100_000)
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--covariates", type=int, default=10)
+    parser.add_argument("--missing", default="0,0.01", help="comma-separated missing-call rates")
+    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--keep", action="store_true", help="keep the data files")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="genofed-bench-"))
+    print(
+        f"cores: {len(os.sched_getaffinity(0))}; {args.nodes} nodes, {args.samples:,} samples x "
+        f"{args.variants:,} variants, {args.covariates} covariates",
+        flush=True,
+    )
+    for rate in args.missing.split(","):
+        run(args, float(rate), workdir)
+
+
+if __name__ == "__main__":
+    main()
