@@ -10,12 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from bed_reader import open_bed
 
 from genofed.errors import InputError
+from genofed.io.bed import PackedBed
 from genofed.io.phenotypes import PhenotypeTable, read_phenotype_table
 from genofed.io.plink import VariantInfo, read_bim, read_fam
-from genofed.kernels.linreg import VariantSums, local_variant_sums
+from genofed.kernels.linreg import (
+    LinearDesign,
+    VariantSums,
+    linear_design,
+    local_variant_sums_packed,
+)
 
 __all__ = ["LinearInputs", "NodeDataset"]
 
@@ -39,6 +44,10 @@ class LinearInputs:
         """Samples in the analysis."""
         return int(self.included.sum())
 
+    def design(self) -> LinearDesign:
+        """Prepare the packed kernel's tables for these inputs."""
+        return linear_design(self.covariates, self.phenotype, self.included)
+
 
 class NodeDataset:
     """The genotype and phenotype files of one node, validated on opening.
@@ -58,16 +67,13 @@ class NodeDataset:
         rows = {iid: i for i, iid in enumerate(self.table.iids)}
         self._table_row = np.array([rows.get(iid, -1) for iid in self.iids], dtype=np.intp)
         self.variant_digest = variant_digest(self.variants)
-        self._bed = open_bed(
-            self.bfile.with_suffix(".bed"),
-            iid_count=len(self.iids),
-            sid_count=len(self.variants),
-            count_A1=True,
+        self._bed = PackedBed(
+            self.bfile.with_suffix(".bed"), n_samples=len(self.iids), n_variants=len(self.variants)
         )
 
     def close(self) -> None:
         """Release the genotype file."""
-        self._bed.__exit__(None, None, None)
+        self._bed.close()
 
     @property
     def phenotyped_samples(self) -> int:
@@ -112,11 +118,11 @@ class NodeDataset:
             included=included,
         )
 
-    def variant_sums(self, inputs: LinearInputs, start: int, stop: int) -> VariantSums:
-        """Compute the linear-regression sums of variants ``start:stop`` (included samples)."""
-        rows = np.flatnonzero(inputs.included)
-        dosages = self._bed.read(index=np.s_[rows, start:stop], dtype="int8")
-        return local_variant_sums(inputs.covariates[rows], inputs.phenotype[rows], dosages)
+    def variant_sums(self, design: LinearDesign, start: int, stop: int) -> VariantSums:
+        """Compute the linear-regression sums of variants ``start:stop`` from packed bytes."""
+        sums = local_variant_sums_packed(design, self._bed.block(start, stop))
+        self._bed.release(start, stop)
+        return sums
 
 
 def variant_digest(variants: VariantInfo) -> str:

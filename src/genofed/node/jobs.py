@@ -194,6 +194,7 @@ class JobManager:
         rows = inputs.included
         null = local_null_sums(inputs.covariates[rows], inputs.phenotype[rows])
         self._publish(job, "null", encode_null_sums(null))
+        design = inputs.design()
         n_variants, window = len(self.dataset.variants), self.compute.buffered_blocks
         for index in range(job.blocks_total):
             with job.changed:
@@ -201,7 +202,7 @@ class JobManager:
                 if job.cancelled:
                     return
             start = index * block_size
-            sums = self.dataset.variant_sums(inputs, start, min(start + block_size, n_variants))
+            sums = self.dataset.variant_sums(design, start, min(start + block_size, n_variants))
             self._publish(job, f"block/{index}", encode_variant_sums(sums), done=index + 1)
         with job.changed:
             if not job.cancelled:
