@@ -16,6 +16,7 @@ from genofed.coordinator import Federation, create_federation, read_federation, 
 from genofed.errors import InputError, NodeError
 from genofed.io import read_phenotype_table, write_phenotype_table
 from genofed.node.local import LocalNodes, free_port
+from genofed.node.settings import read_card
 from genofed.node.setup import init_node
 from tests.e2e.conftest import SplitFederation
 from tests.e2e.test_gwas import run_gwas
@@ -158,3 +159,34 @@ def test_node_init__bad_phenotype_value_names_file_row_and_column(
     assert "phenotype 'ldl' has 1 non-numeric values" in error
     assert f"{tmp_path / 'pheno.tsv'} (first at row 6: 'n/a')" in error
     assert not (tmp_path / "node").exists()
+
+
+def test_gwas__nodes_with_different_variants_are_refused_with_counts(
+    faulty: Faulty, tmp_path: Path
+) -> None:
+    source = faulty.nodes["alpha"]
+    for suffix in (".bed", ".fam"):
+        shutil.copy(source / f"genotypes{suffix}", tmp_path)
+    bim = (source / "genotypes.bim").read_text().splitlines()
+    fields = bim[7].split("\t")
+    fields[1] = "renamed"
+    bim[7] = "\t".join(fields)
+    (tmp_path / "genotypes.bim").write_text("\n".join(bim) + "\n")
+    shutil.copy(source / "phenotypes.tsv", tmp_path)
+    init = init_node(
+        "other",
+        bfile=tmp_path / "genotypes",
+        phenotypes=tmp_path / "phenotypes.tsv",
+        out=tmp_path / "node",
+        port=free_port(),
+    )
+    alpha = read_federation(faulty.federation).nodes[0]  # beta was stopped by an earlier test
+    with (
+        LocalNodes([init.config]),
+        pytest.raises(
+            InputError,
+            match=r"different variant lists: alpha 8,000 variants \(\w+\), other 8,000 variants",
+        ),
+    ):
+        study(Federation((alpha, read_card(init.card))), tmp_path / "x", covariates=["age"])
+    assert not (tmp_path / "x.tsv").exists()
