@@ -37,9 +37,7 @@ def federated(covariates: np.ndarray, y: np.ndarray, g: np.ndarray, cuts: list[i
 
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(1, 6))
-def test_linreg__any_split_over_one_to_six_nodes_equals_pooled_ols(
-    seed: int, n_nodes: int
-) -> None:
+def test_linreg__any_split_over_one_to_six_nodes_equals_pooled_ols(seed: int, n_nodes: int) -> None:
     rng = np.random.default_rng(seed)
     n, m = 120, 6
     covariates = np.column_stack([np.ones(n), rng.normal(size=n), rng.integers(1, 3, n)])
