@@ -5,7 +5,9 @@ Every error genofed raises on purpose derives from :class:`GenofedError`::
     GenofedError
     ├── InputError      bad arguments, input files or study parameters; nothing was written
     ├── NodeError       a node is unreachable, refused a request or failed a job
-    └── ProtocolError   a message between coordinator and node is malformed
+    ├── ProtocolError   a message between coordinator and node is malformed or forged
+    ├── AuthError       a passport is missing or invalid (401) or grants no access (403)
+    └── DisclosureError a node's disclosure rule refused a computation
 
 The CLI maps each family to its own exit code (see ``genofed.cli``); a node
 maps them to HTTP status codes (see ``genofed.node``).
@@ -13,7 +15,14 @@ maps them to HTTP status codes (see ``genofed.node``).
 
 from __future__ import annotations
 
-__all__ = ["GenofedError", "InputError", "NodeError", "ProtocolError"]
+__all__ = [
+    "AuthError",
+    "DisclosureError",
+    "GenofedError",
+    "InputError",
+    "NodeError",
+    "ProtocolError",
+]
 
 
 class GenofedError(Exception):
@@ -30,3 +39,19 @@ class NodeError(GenofedError):
 
 class ProtocolError(GenofedError):
     """A message between coordinator and node does not follow the protocol."""
+
+
+class AuthError(GenofedError):
+    """A request's passport is missing or invalid, or it grants no access to the dataset.
+
+    ``status`` is the HTTP status a node answers with: 401 for a missing or
+    invalid passport, 403 for a valid one without a grant for the dataset.
+    """
+
+    def __init__(self, message: str, *, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class DisclosureError(GenofedError):
+    """A node's disclosure-control rule refused a computation; the message names the rule."""
