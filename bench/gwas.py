@@ -2,6 +2,7 @@
 
 Usage: python bench/gwas.py [--samples 20000] [--variants 100000] [--nodes 3]
                             [--covariates 10] [--missing 0,0.01] [--workdir DIR]
+                            [--keep] [--skip-plink]
 
 For each missing-call rate the script writes synthetic genotypes (split over
 ``--nodes`` node file sets plus the pooled set), starts the nodes as real
@@ -22,23 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from _synthetic import pack_codes, random_codes  # bench/ is the script's directory
 from genofed.coordinator import create_federation, run_linear_gwas
 from genofed.io import write_phenotype_table
 from genofed.node.local import LocalNodes, free_port
 from genofed.node.setup import init_node
-
-# PLINK 1 .bed codes for ALT (allele_1) counts 0, 1, 2 and a missing call.
-CODE = np.array([0b11, 0b10, 0b00, 0b01], dtype=np.uint8)
-MISSING = 3
-
-
-def pack(genotypes: np.ndarray) -> np.ndarray:
-    """(variants x samples) codes 0-3 to .bed bytes, four samples per byte, low bits first."""
-    variants, samples = genotypes.shape
-    padded = np.zeros((variants, -(-samples // 4) * 4), dtype=np.uint8)
-    padded[:, :samples] = CODE[genotypes]
-    quads = padded.reshape(variants, -1, 4)
-    return quads[..., 0] | quads[..., 1] << 2 | quads[..., 2] << 4 | quads[..., 3] << 6
 
 
 def write_data(
@@ -65,12 +54,9 @@ def write_data(
         handles.append(handle)
     for start in range(0, variants, 2000):
         stop = min(start + 2000, variants)
-        frequency = rng.beta(0.5, 2.0, stop - start).clip(0.005, 0.995)
-        g = rng.binomial(2, frequency[:, None], size=(stop - start, samples)).astype(np.uint8)
-        if missing:
-            g[rng.random(g.shape, dtype=np.float32) < missing] = MISSING
+        codes = random_codes(rng, stop - start, samples, missing)
         for handle, (a, b) in zip(handles, ranges, strict=True):
-            handle.write(pack(g[:, a:b]).tobytes())
+            handle.write(pack_codes(codes[:, a:b]).tobytes())
     for handle in handles:
         handle.close()
     names = [f"c{i + 1}" for i in range(covariates)]
@@ -135,13 +121,16 @@ def run(args: argparse.Namespace, missing: float, workdir: Path) -> None:
         "--covar-name", ",".join(covariates), "--glm", "hide-covar", "omit-ref",
         "--threads", str(len(os.sched_getaffinity(0))), "--out", str(out / "plink"),
     ]  # fmt: skip
-    started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
-    plink_s = time.perf_counter() - started
+    plink = "plink2 skipped"
+    if not args.skip_plink:
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        plink_s = time.perf_counter() - started
+        plink = f"plink2 {plink_s:.2f} s, ratio {genofed_s / plink_s:.2f}"
     tested = int((~np.isnan(study.table.p_value)).sum())
     print(
-        f"  missing calls {missing:.0%}: genofed {genofed_s:.2f} s, plink2 {plink_s:.2f} s, "
-        f"ratio {genofed_s / plink_s:.2f} ({tested:,} variants tested)\n"
+        f"  missing calls {missing:.0%}: genofed {genofed_s:.2f} s, {plink} "
+        f"({tested:,} variants tested)\n"
         f"  node peak RSS: " + ", ".join(f"{n} {gb:.2f} GB" for n, gb in rss.items()),
         flush=True,
     )
@@ -158,6 +147,7 @@ def main() -> None:
     parser.add_argument("--missing", default="0,0.01", help="comma-separated missing-call rates")
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the data files")
+    parser.add_argument("--skip-plink", action="store_true", help="measure genofed only")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="genofed-bench-"))
     print(

@@ -36,33 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
+from _synthetic import pack_codes, random_codes  # bench/ is the script's directory
 from genofed.io.bed import BED_MAGIC, PackedBed
 from genofed.kernels.linreg import linear_design, local_variant_sums_packed
 
-# .bed code of each state: 0, 1, 2 ALT copies and a missing call.
-CODE_OF = np.array([0b11, 0b10, 0b00, 0b01], dtype=np.uint8)
 CHUNK_VARIANTS = 1000
-
-
-def pack_codes(codes: np.ndarray) -> np.ndarray:
-    """(variants x samples) 2-bit codes to .bed rows, four samples per byte, low bits first."""
-    n_variants, n_samples = codes.shape
-    padded = np.zeros((n_variants, -(-n_samples // 4) * 4), dtype=np.uint8)
-    padded[:, :n_samples] = codes
-    quads = padded.reshape(n_variants, -1, 4)
-    return quads[..., 0] | quads[..., 1] << 2 | quads[..., 2] << 4 | quads[..., 3] << 6
-
-
-def random_codes(
-    rng: np.random.Generator, n_variants: int, n_samples: int, missing: float
-) -> np.ndarray:
-    """Hardy-Weinberg genotypes at Beta(0.5, 2) ALT frequencies, calls missing at random."""
-    p = rng.beta(0.5, 2.0, n_variants).clip(0.01, 0.99)[:, None].astype(np.float32)
-    u = rng.random((n_variants, n_samples), dtype=np.float32)
-    called = 1.0 - missing
-    state = (u < called * p * p).view(np.uint8) + (u < called * p * (2 - p)).view(np.uint8)
-    state[u >= called] = 3
-    return CODE_OF[state]
 
 
 def write_file_sets(
