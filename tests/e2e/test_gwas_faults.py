@@ -120,7 +120,7 @@ def test_gwas__node_killed_mid_study_is_named_and_nothing_is_written(
             victim.kill()
             victim.wait()
 
-    with pytest.raises(NodeError, match=r"node beta \(http://127\.0\.0\.1:\d+\)"):
+    with pytest.raises(NodeError, match=r"node beta \(https://127\.0\.0\.1:\d+\)"):
         study(faulty.federation, out, covariates=["age"], block_size=50, progress=kill_beta)
     assert out.with_suffix(".tsv").read_text() == "an older result\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ldl.tsv"]

@@ -32,6 +32,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     init.add_argument("--port", type=int, default=8701, help="port (default: %(default)s)")
     init.add_argument("--host", default="127.0.0.1", help="interface (default: %(default)s)")
     init.add_argument("--dataset-id", help="dataset id (default: genofed:NAME)")
+    init.add_argument(
+        "--insecure", action="store_true", help="no TLS key: plain HTTP, on loopback only"
+    )
     init.set_defaults(run=run_init)
     serve_parser = actions.add_parser(
         "serve",
@@ -40,6 +43,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         description="Serve the node's aggregate computations over HTTP.",
     )
     serve_parser.add_argument("config", type=Path, help="the node's node.toml")
+    serve_parser.add_argument(
+        "--insecure", action="store_true", help="allow plain HTTP when node.toml has no [tls]"
+    )
     serve_parser.set_defaults(run=run_serve)
 
 
@@ -53,11 +59,12 @@ def run_init(args: argparse.Namespace) -> int:
         port=args.port,
         host=args.host,
         dataset_id=args.dataset_id,
+        insecure=args.insecure,
     )
     record = {
         "config": str(report.config),
         "card": str(report.card),
-        "url": report.settings.server.url,
+        "url": report.settings.url,
         "dataset_id": report.settings.node.dataset_id,
         "genotyped_samples": report.genotyped_samples,
         "phenotype_rows": report.phenotype_rows,
@@ -84,5 +91,9 @@ def run_init(args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until stopped; a node logs at INFO by default, -v for DEBUG."""
     logging.getLogger("genofed").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    serve(args.config, log_level=("warning", "info", "debug")[min(args.verbose + 1, 2)])
+    serve(
+        args.config,
+        insecure=args.insecure,
+        log_level=("warning", "info", "debug")[min(args.verbose + 1, 2)],
+    )
     return 0

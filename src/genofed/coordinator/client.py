@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 import time
 from typing import Any, TypeVar
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from genofed.errors import InputError, NodeError, ProtocolError
 from genofed.node.settings import PublicCard
+from genofed.node.tls import is_loopback
 from genofed.protocol.codec import decode_arrays
 from genofed.protocol.messages import (
     API_PREFIX,
@@ -21,6 +23,7 @@ from genofed.protocol.messages import (
     JobStatus,
     ServiceInfo,
 )
+from genofed.protocol.tls import pinned_context
 
 __all__ = ["NodeClient"]
 
@@ -38,6 +41,7 @@ class NodeClient:
         self._http = httpx.Client(
             base_url=card.url.rstrip("/") + API_PREFIX,
             timeout=httpx.Timeout(timeout, connect=5.0, read=timeout + RESULT_WAIT_SECONDS),
+            verify=_verification(card),
         )
 
     def close(self) -> None:
@@ -130,6 +134,23 @@ class NodeClient:
             return decode_arrays(response.content)
         except ProtocolError as exc:
             raise ProtocolError(f"node {self.name}: {exc}") from exc
+
+
+def _verification(card: PublicCard) -> ssl.SSLContext | bool:
+    """Trust exactly the certificate on the card; plain HTTP only to loopback."""
+    url = httpx.URL(card.url)
+    if url.scheme == "https":
+        if not card.certificate:
+            raise InputError(
+                f"node {card.name}'s card has an https URL but no certificate to pin; "
+                "use the public.toml the node wrote"
+            )
+        return pinned_context(card.certificate)
+    if url.scheme != "http" or not is_loopback(url.host):
+        raise InputError(
+            f"node {card.name}: {card.url} is neither https nor plain http on loopback"
+        )
+    return False
 
 
 def _detail(response: httpx.Response) -> str:

@@ -17,6 +17,7 @@ import httpx
 from genofed.errors import NodeError
 from genofed.node.settings import load_settings
 from genofed.protocol.messages import API_PREFIX
+from genofed.protocol.tls import pinned_context
 
 __all__ = ["LocalNodes", "free_port"]
 
@@ -37,8 +38,11 @@ class LocalNodes:
     Each node writes its log to ``<config dir>/node.log``.
     """
 
-    def __init__(self, configs: Sequence[Path], *, startup_timeout: float = 60.0) -> None:
+    def __init__(
+        self, configs: Sequence[Path], *, insecure: bool = False, startup_timeout: float = 60.0
+    ) -> None:
         self.configs = [Path(c) for c in configs]
+        self.insecure = insecure
         self.startup_timeout = startup_timeout
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.exit_codes: dict[str, int] = {}
@@ -48,8 +52,9 @@ class LocalNodes:
             for config in self.configs:
                 settings = load_settings(config)
                 with (config.parent / "node.log").open("ab") as log:
+                    command = [sys.executable, "-m", "genofed.cli", "node", "serve", str(config)]
                     self.processes[settings.node.name] = subprocess.Popen(
-                        [sys.executable, "-m", "genofed.cli", "node", "serve", str(config)],
+                        [*command, "--insecure"] if self.insecure else command,
                         stdout=log,
                         stderr=subprocess.STDOUT,
                     )
@@ -85,7 +90,8 @@ class LocalNodes:
     def _wait_until_ready(self, config: Path) -> None:
         settings = load_settings(config)
         process = self.processes[settings.node.name]
-        url = f"{settings.server.url}{API_PREFIX}/service-info"
+        url = f"{settings.url}{API_PREFIX}/service-info"
+        verify = pinned_context(settings.tls.certificate.read_text()) if settings.tls else True
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -95,7 +101,7 @@ class LocalNodes:
                     f"start:\n{log}"
                 )
             try:
-                if httpx.get(url, timeout=1.0).is_success:
+                if httpx.get(url, timeout=1.0, verify=verify).is_success:
                     return
             except httpx.HTTPError:
                 pass

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import uvicorn
 
+from genofed.errors import InputError
 from genofed.node.app import create_app
 from genofed.node.settings import load_settings
+from genofed.node.tls import is_loopback
 
 __all__ = ["serve"]
 
@@ -18,15 +20,24 @@ logger = logging.getLogger(__name__)
 STOP = (signal.SIGTERM, signal.SIGINT)
 
 
-def serve(config: Path, *, log_level: str = "info") -> None:
-    """Serve the node configured in ``config`` until SIGTERM or SIGINT.
+def serve(config: Path, *, insecure: bool = False, log_level: str = "info") -> None:
+    """Serve the node configured in ``config`` over HTTPS until SIGTERM or SIGINT.
+
+    Plain HTTP needs ``insecure`` and a loopback host.
 
     Raises
     ------
     InputError
-        If the configuration or the node's files are invalid.
+        If the configuration or the node's files are invalid, or the node has
+        no TLS key and plain HTTP was not explicitly allowed on loopback.
     """
     settings = load_settings(config)
+    if settings.tls is None and not (insecure and is_loopback(settings.server.host)):
+        raise InputError(
+            f"{config} has no [tls] section: re-run `genofed node init` to create a key and "
+            "certificate, or pass --insecure to serve plain HTTP (loopback only)"
+        )
+    tls = settings.tls
     app = create_app(settings)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -36,6 +47,8 @@ def serve(config: Path, *, log_level: str = "info") -> None:
             log_level=log_level,
             access_log=log_level == "debug",
             timeout_graceful_shutdown=10,
+            ssl_certfile=str(tls.certificate) if tls else None,
+            ssl_keyfile=str(tls.key) if tls else None,
         )
     )
     # uvicorn re-raises the stop signal once it has shut down; a stop the node

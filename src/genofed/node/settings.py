@@ -33,10 +33,12 @@ class ServerSection(_Section):
     port: int = Field(default=8701, ge=1, le=65_535)
     public_url: str | None = None
 
-    @property
-    def url(self) -> str:
-        """The URL on the public card."""
-        return self.public_url or f"http://{self.host}:{self.port}"
+
+class TlsSection(_Section):
+    """``[tls]``: the node's key and the certificate pinned on its card."""
+
+    certificate: Path
+    key: Path
 
 
 class DataSection(_Section):
@@ -60,12 +62,22 @@ class NodeSettings(_Section):
 
     node: NodeSection
     server: ServerSection = ServerSection()
+    tls: TlsSection | None = None
     data: DataSection
     compute: ComputeSection = ComputeSection()
 
+    @property
+    def url(self) -> str:
+        """The URL on the public card: HTTPS unless the node has no TLS key."""
+        scheme = "https" if self.tls else "http"
+        return self.server.public_url or f"{scheme}://{self.server.host}:{self.server.port}"
+
     @model_validator(mode="after")
     def _absolute_paths(self) -> NodeSettings:
-        for path in (self.data.bfile, self.data.phenotypes):
+        paths = [self.data.bfile, self.data.phenotypes]
+        if self.tls:
+            paths += [self.tls.certificate, self.tls.key]
+        for path in paths:
             if not path.is_absolute():
                 raise ValueError(f"data paths must be absolute after loading, got {path}")
         return self
@@ -77,6 +89,7 @@ class PublicCard(_Section):
     name: Name
     url: str
     dataset_id: str
+    certificate: str | None = None  # PEM; the only certificate a coordinator accepts
 
 
 def _validated(model: type[Any], document: dict[str, Any], path: Path) -> Any:
@@ -99,11 +112,12 @@ def load_settings(path: Path) -> NodeSettings:
     """
     path = Path(path)
     document = read_toml(path)
-    data = document.get("data")
-    if isinstance(data, dict):
-        for key in ("bfile", "phenotypes"):
-            if isinstance(data.get(key), str):
-                data[key] = str((path.parent / data[key]).resolve())
+    for section, keys in (("data", ("bfile", "phenotypes")), ("tls", ("certificate", "key"))):
+        table = document.get(section)
+        if isinstance(table, dict):
+            for key in keys:
+                if isinstance(table.get(key), str):
+                    table[key] = str((path.parent / table[key]).resolve())
     settings: NodeSettings = _validated(NodeSettings, document, path)
     return settings
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from genofed._toml import write_toml
 from genofed.errors import InputError
 from genofed.node.dataset import NodeDataset
 from genofed.node.settings import NodeSettings
+from genofed.node.tls import create_certificate, is_loopback
 
 __all__ = ["NodeInit", "init_node"]
 
@@ -36,23 +38,34 @@ def init_node(
     port: int = 8701,
     host: str = "127.0.0.1",
     dataset_id: str | None = None,
+    insecure: bool = False,
 ) -> NodeInit:
     """Check a node's files, then write ``out/node.toml`` and ``out/public.toml``.
+
+    Unless ``insecure``, a TLS key and a self-signed certificate are written
+    to ``out/tls/``; the certificate goes on the card, where researchers pin it.
 
     Raises
     ------
     InputError
-        If a file is unreadable or malformed, or no phenotype row matches a
-        genotyped sample; nothing is written then.
+        If a file is unreadable or malformed, no phenotype row matches a
+        genotyped sample, or plain HTTP is asked for beyond loopback; nothing
+        is written then.
     """
+    if insecure and not is_loopback(host):
+        raise InputError(
+            f"plain HTTP is allowed only on loopback, not on {host!r}; drop --insecure"
+        )
+    out = Path(out).resolve()
     bfile, phenotypes = Path(bfile).resolve(), Path(phenotypes).resolve()
-    settings = NodeSettings.model_validate(
-        {
-            "node": {"name": name, "dataset_id": dataset_id or f"genofed:{name}"},
-            "server": {"host": host, "port": port},
-            "data": {"bfile": bfile, "phenotypes": phenotypes},
-        }
-    )
+    document: dict[str, Any] = {
+        "node": {"name": name, "dataset_id": dataset_id or f"genofed:{name}"},
+        "server": {"host": host, "port": port},
+        "data": {"bfile": bfile, "phenotypes": phenotypes},
+    }
+    if not insecure:
+        document["tls"] = {"certificate": out / "tls" / "cert.pem", "key": out / "tls" / "key.pem"}
+    settings = NodeSettings.model_validate(document)
     dataset = NodeDataset(bfile, phenotypes)
     try:
         if dataset.phenotyped_samples == 0:
@@ -61,8 +74,8 @@ def init_node(
                 f"{bfile.with_suffix('.fam')}; nothing was written"
             )
         report = NodeInit(
-            config=Path(out) / "node.toml",
-            card=Path(out) / "public.toml",
+            config=out / "node.toml",
+            card=out / "public.toml",
             settings=settings,
             genotyped_samples=len(dataset.iids),
             phenotype_rows=len(dataset.table.iids),
@@ -72,7 +85,16 @@ def init_node(
         )
     finally:
         dataset.close()
-    Path(out).mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    card: dict[str, str] = {
+        "name": name,
+        "url": settings.url,
+        "dataset_id": settings.node.dataset_id,
+    }
+    if settings.tls:
+        hosts = [host, "localhost", "127.0.0.1"] if is_loopback(host) else [host]
+        certificate, _ = create_certificate(name, hosts, out / "tls")
+        card["certificate"] = certificate.read_text()
     write_toml(
         report.config,
         settings.model_dump(mode="json", exclude_none=True),
@@ -81,7 +103,7 @@ def init_node(
     )
     write_toml(
         report.card,
-        {"name": name, "url": settings.server.url, "dataset_id": settings.node.dataset_id},
+        card,
         comment=f"genofed node {name}: public card, for researchers' federation files",
     )
     return report

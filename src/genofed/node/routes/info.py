@@ -27,7 +27,7 @@ def service_info(settings: Settings) -> ServiceInfo:
         name=f"genofed node {settings.node.name}",
         type=ServiceType(group="org.genofed", artifact="genofed-node", version="1.0.0"),
         description=f"Aggregate computations over dataset {settings.node.dataset_id}",
-        organization=Organization(name=settings.node.name, url=settings.server.url),
+        organization=Organization(name=settings.node.name, url=settings.url),
         version=__version__,
     )
 
