@@ -1,7 +1,8 @@
 """The ``genofed`` command: one module per subcommand, each thin.
 
 Exit codes: 0 success, 1 any other genofed error, 2 bad arguments or input
-(nothing was written), 3 a node was unreachable or failed, 130 interrupted.
+(nothing was written), 3 a node was unreachable or failed, 4 a node refused
+access or a disclosure rule refused the computation, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from collections.abc import Sequence
 
 from genofed._version import __version__
 from genofed.cli import demo, federation, gwas, node, simulate
-from genofed.errors import GenofedError, InputError, NodeError
+from genofed.errors import AuthError, DisclosureError, GenofedError, InputError, NodeError
 
 __all__ = ["main"]
 
-EXIT_ERROR, EXIT_INPUT, EXIT_NODE, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_ERROR, EXIT_INPUT, EXIT_NODE, EXIT_REFUSED, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"genofed {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except (AuthError, DisclosureError) as exc:
+        print(f"genofed {args.command}: refused: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     except NodeError as exc:
         print(f"genofed {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_NODE

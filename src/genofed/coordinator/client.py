@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ValidationError
 
-from genofed.errors import InputError, NodeError, ProtocolError
+from genofed.errors import AuthError, DisclosureError, InputError, NodeError, ProtocolError
 from genofed.node.settings import PublicCard
 from genofed.node.tls import is_loopback
 from genofed.protocol.codec import decode_arrays
@@ -116,9 +116,15 @@ class NodeClient:
             raise NodeError(f"node {self.name} ({self.card.url}) is unreachable: {exc}") from exc
         if response.is_success or response.status_code in allow:
             return response
-        detail = _detail(response)
-        if response.status_code == 422:
+        detail, family = _detail(response)
+        if response.status_code == 422 or family == "InputError":
             raise InputError(f"node {self.name} refused the request: {detail}")
+        if family == "DisclosureError":
+            raise DisclosureError(detail)
+        if family == "AuthError":
+            raise AuthError(
+                f"node {self.name} refused access: {detail}", status=response.status_code
+            )
         raise NodeError(f"node {self.name} answered {response.status_code}: {detail}")
 
     def _model(self, model: type[Model], response: httpx.Response) -> Model:
@@ -153,11 +159,15 @@ def _verification(card: PublicCard) -> ssl.SSLContext | bool:
     return False
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(response: httpx.Response) -> tuple[str, str | None]:
+    """Return the error message of a node's response, and the error family it names."""
     try:
-        detail = response.json().get("detail", response.text)
-    except ValueError:
-        return response.text[:500]
+        body = response.json()
+        detail, family = body.get("detail", response.text), body.get("family")
+    except (ValueError, AttributeError):
+        return response.text[:500], None
     if isinstance(detail, list):  # pydantic validation errors
-        return "; ".join(f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}" for d in detail)
-    return str(detail)
+        detail = "; ".join(
+            f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}" for d in detail
+        )
+    return str(detail), family if isinstance(family, str) else None

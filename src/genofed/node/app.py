@@ -10,25 +10,36 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from genofed._version import __version__
-from genofed.errors import GenofedError, InputError, ProtocolError
+from genofed.errors import AuthError, DisclosureError, GenofedError, InputError, ProtocolError
 from genofed.node.dataset import NodeDataset
+from genofed.node.disclosure import DisclosureLedger
 from genofed.node.jobs import JobManager, NotReady, UnknownJob
 from genofed.node.routes import info, jobs
 from genofed.node.settings import NodeSettings
-from genofed.protocol.messages import API_PREFIX
+from genofed.protocol.messages import API_PREFIX, FAMILIES
 
 __all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
 
-# Each error family has its HTTP status; the body is {"detail": message}.
-_STATUS = ((UnknownJob, 404), (NotReady, 409), (InputError, 422), (ProtocolError, 400))
+# Each error family has its HTTP status; the body is {"detail": message, "family": name}.
+_STATUS = (
+    (UnknownJob, 404),
+    (NotReady, 409),
+    (InputError, 422),
+    (ProtocolError, 400),
+    (DisclosureError, 403),
+)
 
 
 def create_app(settings: NodeSettings, dataset: NodeDataset | None = None) -> FastAPI:
     """Build a node's application; the dataset is opened here unless given."""
     data = dataset or NodeDataset(settings.data.bfile, settings.data.phenotypes)
-    manager = JobManager(data, settings.compute)
+    state = settings.node.state_dir or settings.data.bfile.parent
+    ledger = DisclosureLedger(
+        state / "disclosure.sqlite3", settings.disclosure, node=settings.node.name
+    )
+    manager = JobManager(data, settings.compute, ledger)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -39,6 +50,7 @@ def create_app(settings: NodeSettings, dataset: NodeDataset | None = None) -> Fa
         yield
         logger.info("node %s stopping: cancelling jobs", settings.node.name)
         manager.shutdown()
+        ledger.close()
         data.close()
 
     app = FastAPI(
@@ -55,6 +67,9 @@ def create_app(settings: NodeSettings, dataset: NodeDataset | None = None) -> Fa
     @app.exception_handler(GenofedError)
     async def genofed_error(request: Request, exc: GenofedError) -> JSONResponse:
         code = next((c for family, c in _STATUS if isinstance(exc, family)), 500)
-        return JSONResponse({"detail": str(exc)}, status_code=code)
+        if isinstance(exc, AuthError):
+            code = exc.status
+        family = next((f.__name__ for f in FAMILIES if isinstance(exc, f)), "GenofedError")
+        return JSONResponse({"detail": str(exc), "family": family}, status_code=code)
 
     return app

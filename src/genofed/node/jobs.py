@@ -20,6 +20,7 @@ from functools import partial
 from genofed.errors import GenofedError
 from genofed.kernels.linreg import local_null_sums
 from genofed.node.dataset import LinearInputs, NodeDataset
+from genofed.node.disclosure import DisclosureLedger
 from genofed.node.settings import ComputeSection
 from genofed.protocol.linreg import encode_null_sums, encode_variant_sums
 from genofed.protocol.messages import JobRequest, JobState, JobStatus
@@ -69,23 +70,29 @@ class _Job:
 class JobManager:
     """Run catalogue jobs on a thread pool and hold their results until fetched."""
 
-    def __init__(self, dataset: NodeDataset, compute: ComputeSection) -> None:
+    def __init__(
+        self, dataset: NodeDataset, compute: ComputeSection, ledger: DisclosureLedger
+    ) -> None:
         self.dataset = dataset
         self.compute = compute
+        self.ledger = ledger
         self._jobs: OrderedDict[str, _Job] = OrderedDict()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(compute.max_running_jobs, thread_name_prefix="job")
 
-    def submit(self, request: JobRequest) -> JobStatus:
-        """Validate a request against the data, queue it and return its status.
+    def submit(self, request: JobRequest, *, user: str) -> JobStatus:
+        """Validate a request against the data and the disclosure rules, and queue it.
 
         Raises
         ------
         InputError
             If the parameters do not fit this node's data.
+        DisclosureError
+            If a disclosure rule refuses the job for this user.
         """
         parameters = request.parameters
         inputs = self.dataset.linear_inputs(parameters.phenotype, parameters.covariates)
+        self.ledger.admit(user, inputs.included)
         n_variants = len(self.dataset.variants)
         blocks = -(-n_variants // parameters.block_size)
         job = _Job(secrets.token_hex(8), request, inputs, blocks)
@@ -93,8 +100,8 @@ class JobManager:
             self._forget_old_jobs()
             self._jobs[job.id] = job
         logger.info(
-            "job %s queued: linear-gwas of %r on %d samples, covariates %s, %d blocks",
-            job.id, parameters.phenotype, inputs.samples, parameters.covariates, blocks,
+            "job %s queued for %s: linear-gwas of %r on %d samples, covariates %s, %d blocks",
+            job.id, user, parameters.phenotype, inputs.samples, parameters.covariates, blocks,
         )  # fmt: skip
         self._pool.submit(self._run, job)
         return job.status()

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from genofed._toml import read_toml
 from genofed.errors import InputError
+from genofed.node.disclosure import DisclosureSection
 
 __all__ = ["NodeSettings", "PublicCard", "load_settings", "read_card"]
 
@@ -20,10 +21,11 @@ class _Section(BaseModel):
 
 
 class NodeSection(_Section):
-    """``[node]``: who this node is."""
+    """``[node]``: who this node is, and where it keeps its state (default: beside node.toml)."""
 
     name: Name
     dataset_id: Annotated[str, Field(min_length=1, max_length=256)]
+    state_dir: Path | None = None
 
 
 class ServerSection(_Section):
@@ -65,6 +67,7 @@ class NodeSettings(_Section):
     tls: TlsSection | None = None
     data: DataSection
     compute: ComputeSection = ComputeSection()
+    disclosure: DisclosureSection = DisclosureSection()
 
     @property
     def url(self) -> str:
@@ -112,7 +115,15 @@ def load_settings(path: Path) -> NodeSettings:
     """
     path = Path(path)
     document = read_toml(path)
-    for section, keys in (("data", ("bfile", "phenotypes")), ("tls", ("certificate", "key"))):
+    node = document.get("node")
+    if isinstance(node, dict):
+        node.setdefault("state_dir", str(path.parent))
+    sections = (
+        ("node", ("state_dir",)),
+        ("data", ("bfile", "phenotypes")),
+        ("tls", ("certificate", "key")),
+    )
+    for section, keys in sections:
         table = document.get(section)
         if isinstance(table, dict):
             for key in keys:

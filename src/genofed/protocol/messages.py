@@ -12,9 +12,19 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from genofed.errors import (
+    AuthError,
+    DisclosureError,
+    GenofedError,
+    InputError,
+    NodeError,
+    ProtocolError,
+)
+
 __all__ = [
     "API_PREFIX",
     "CATALOGUE",
+    "FAMILIES",
     "Computation",
     "DatasetDescription",
     "JobRequest",
@@ -25,6 +35,15 @@ __all__ = [
 ]
 
 API_PREFIX = "/api/v1"
+
+# Error families a node names in its error bodies, so the coordinator raises the same one.
+FAMILIES: tuple[type[GenofedError], ...] = (
+    AuthError,
+    DisclosureError,
+    InputError,
+    ProtocolError,
+    NodeError,
+)
 
 ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\s]+$")]
 
@@ -65,8 +84,8 @@ class DatasetDescription(_Message):
 
     dataset_id: str
     node: str
-    genotyped_samples: int
-    phenotyped_samples: int  # samples in both the genotype files and the phenotype table
+    genotyped_samples: int | None  # None: below the node's minimum reportable count
+    phenotyped_samples: int | None  # in both the genotype files and the phenotype table
     variants: int
     variant_digest: str  # SHA-256 of the variant list (chromosome, position, id, alleles)
     phenotypes: list[str]

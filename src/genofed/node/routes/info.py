@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 
 from genofed._version import __version__
 from genofed.node.deps import Dataset, Settings
+from genofed.node.disclosure import reported_count
 from genofed.protocol.codec import ARRAY_MEDIA_TYPE, encode_arrays
 from genofed.protocol.messages import (
     CATALOGUE,
@@ -38,8 +39,8 @@ def dataset(settings: Settings, data: Dataset) -> DatasetDescription:
     return DatasetDescription(
         dataset_id=settings.node.dataset_id,
         node=settings.node.name,
-        genotyped_samples=len(data.iids),
-        phenotyped_samples=data.phenotyped_samples,
+        genotyped_samples=reported_count(len(data.iids), settings.disclosure),
+        phenotyped_samples=reported_count(data.phenotyped_samples, settings.disclosure),
         variants=len(data.variants),
         variant_digest=data.variant_digest,
         phenotypes=list(data.table.columns),

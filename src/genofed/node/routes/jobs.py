@@ -18,7 +18,7 @@ MAX_WAIT_SECONDS = 30.0
 @router.post("", status_code=status.HTTP_201_CREATED)
 def submit(request: JobRequest, jobs: Jobs) -> JobStatus:
     """Queue a catalogue computation."""
-    return jobs.submit(request)
+    return jobs.submit(request, user="anonymous")
 
 
 @router.get("/{job_id}")

@@ -1,0 +1,66 @@
+"""Disclosure rules on the node: cohort size, differencing and the query budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genofed.errors import DisclosureError
+from genofed.node.disclosure import DisclosureLedger, DisclosureSection, reported_count
+
+RULES = DisclosureSection(min_cohort=50, min_count=5, min_difference=10, query_budget=4)
+
+
+def cohort(n: int, dropped: list[int] | None = None) -> np.ndarray:
+    included = np.ones(n, dtype=bool)
+    included[dropped or []] = False
+    return included
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> DisclosureLedger:
+    return DisclosureLedger(tmp_path / "ledger.sqlite3", RULES, node="EE")
+
+
+def test_disclosure__small_cohort_is_refused(ledger: DisclosureLedger) -> None:
+    with pytest.raises(DisclosureError, match=r"node EE refused: rule min_cohort: .* than 50"):
+        ledger.admit("alice", cohort(49))
+    ledger.admit("alice", cohort(50))
+
+
+def test_disclosure__cohorts_differing_by_a_few_samples_are_refused(
+    ledger: DisclosureLedger,
+) -> None:
+    ledger.admit("alice", cohort(200))
+    ledger.admit("alice", cohort(200))  # the same cohort again is fine
+    with pytest.raises(DisclosureError, match="node EE refused: rule min_difference"):
+        ledger.admit("alice", cohort(200, dropped=[17]))
+    ledger.admit("bob", cohort(200, dropped=[17]))  # differencing is per user
+    ledger.admit("alice", cohort(200, dropped=list(range(10))))
+
+
+def test_disclosure__budget_is_per_user_and_survives_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    first = DisclosureLedger(path, RULES, node="EE")
+    for _ in range(3):
+        first.admit("alice", cohort(100))
+    first.close()
+    again = DisclosureLedger(path, RULES, node="EE")
+    again.admit("alice", cohort(100))
+    with pytest.raises(DisclosureError, match="rule query_budget: alice has used the 4 jobs"):
+        again.admit("alice", cohort(100))
+    again.admit("bob", cohort(100))
+
+
+def test_disclosure__refusal_records_nothing(ledger: DisclosureLedger) -> None:
+    with pytest.raises(DisclosureError):
+        ledger.admit("alice", cohort(10))
+    for _ in range(4):
+        ledger.admit("alice", cohort(100))
+
+
+def test_disclosure__small_counts_are_not_reported() -> None:
+    assert reported_count(4, RULES) is None
+    assert reported_count(5, RULES) == 5
