@@ -26,6 +26,7 @@ class NodeSection(_Section):
     name: Name
     dataset_id: Annotated[str, Field(min_length=1, max_length=256)]
     state_dir: Path | None = None
+    identity_key: Path | None = None  # Ed25519 key that signs this node's per-study keys
 
 
 class ServerSection(_Section):
@@ -78,6 +79,8 @@ class NodeSettings(_Section):
     @model_validator(mode="after")
     def _absolute_paths(self) -> NodeSettings:
         paths = [self.data.bfile, self.data.phenotypes]
+        if self.node.identity_key:
+            paths.append(self.node.identity_key)
         if self.tls:
             paths += [self.tls.certificate, self.tls.key]
         for path in paths:
@@ -93,6 +96,7 @@ class PublicCard(_Section):
     url: str
     dataset_id: str
     certificate: str | None = None  # PEM; the only certificate a coordinator accepts
+    identity_key: str | None = None  # base64 Ed25519 public key, for secure aggregation
 
 
 def _validated(model: type[Any], document: dict[str, Any], path: Path) -> Any:
@@ -119,7 +123,7 @@ def load_settings(path: Path) -> NodeSettings:
     if isinstance(node, dict):
         node.setdefault("state_dir", str(path.parent))
     sections = (
-        ("node", ("state_dir",)),
+        ("node", ("state_dir", "identity_key")),
         ("data", ("bfile", "phenotypes")),
         ("tls", ("certificate", "key")),
     )

@@ -11,6 +11,7 @@ from genofed.errors import InputError
 from genofed.node.dataset import NodeDataset
 from genofed.node.settings import NodeSettings
 from genofed.node.tls import create_certificate, is_loopback
+from genofed.protocol.masking import IdentityKey
 
 __all__ = ["NodeInit", "init_node"]
 
@@ -59,7 +60,11 @@ def init_node(
     out = Path(out).resolve()
     bfile, phenotypes = Path(bfile).resolve(), Path(phenotypes).resolve()
     document: dict[str, Any] = {
-        "node": {"name": name, "dataset_id": dataset_id or f"genofed:{name}"},
+        "node": {
+            "name": name,
+            "dataset_id": dataset_id or f"genofed:{name}",
+            "identity_key": out / "identity.pem",
+        },
         "server": {"host": host, "port": port},
         "data": {"bfile": bfile, "phenotypes": phenotypes},
     }
@@ -91,6 +96,10 @@ def init_node(
         "url": settings.url,
         "dataset_id": settings.node.dataset_id,
     }
+    identity = out / "identity.pem"
+    if not identity.exists():  # re-running init keeps the node's identity
+        IdentityKey.generate().save(identity)
+    card["identity_key"] = IdentityKey.load(identity).public_text()
     if settings.tls:
         hosts = [host, "localhost", "127.0.0.1"] if is_loopback(host) else [host]
         certificate, _ = create_certificate(name, hosts, out / "tls")
