@@ -1,0 +1,27 @@
+"""A local GA4GH Passport issuer, standing in for LS-AAI and REMS in demos and tests.
+
+In a federation a researcher's passport comes from the Life Science AAI (the
+passport broker) and carries ControlledAccessGrants visas signed by the data
+access committee's REMS (the visa issuer). :func:`init_issuer` creates an
+issuer that plays both parts on one machine, and :func:`issue_passport` signs
+passports with it. Nodes verify them with :class:`genofed.node.auth.PassportVerifier`
+against the issuer's public ``jwks.json``.
+"""
+
+from genofed.aai.issuer import (
+    DEFAULT_ISSUER_URL,
+    Issuer,
+    init_issuer,
+    issue_passport,
+    read_issuer,
+    write_passport,
+)
+
+__all__ = [
+    "DEFAULT_ISSUER_URL",
+    "Issuer",
+    "init_issuer",
+    "issue_passport",
+    "read_issuer",
+    "write_passport",
+]
