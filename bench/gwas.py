@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from _synthetic import pack_codes, random_codes  # bench/ is the script's directory
+from genofed.aai import init_issuer, issue_passport
 from genofed.coordinator import create_federation, run_linear_gwas
 from genofed.io import write_phenotype_table
 from genofed.node.local import LocalNodes, free_port
@@ -98,6 +99,7 @@ def run(args: argparse.Namespace, missing: float, workdir: Path) -> None:
     )  # fmt: skip
     print(f"  data written in {time.perf_counter() - started:.0f} s", flush=True)
     covariates = [f"c{i + 1}" for i in range(args.covariates)]
+    issuer = init_issuer(out / "aai")
     cards, configs = [], []
     for directory in node_dirs:
         init = init_node(
@@ -106,13 +108,18 @@ def run(args: argparse.Namespace, missing: float, workdir: Path) -> None:
             phenotypes=directory / "phenotypes.tsv",
             out=directory / "node",
             port=free_port(),
+            trusted_issuers=[issuer.jwks],
         )
         cards.append(init.card)
         configs.append(init.config)
     federation = create_federation(cards, out / "federation.toml")
+    grants = [f"genofed:{d.name}" for d in node_dirs]
+    passport = issue_passport(issuer.directory, user="bench@genofed.test", grants=grants)
     with LocalNodes(configs) as local:
         started = time.perf_counter()
-        study = run_linear_gwas(federation, phenotype="y", covariates=covariates, out=out / "gwas")
+        study = run_linear_gwas(
+            federation, phenotype="y", covariates=covariates, out=out / "gwas", passport=passport
+        )
         genofed_s = time.perf_counter() - started
         rss = {name: peak_rss_gb(p.pid) for name, p in local.processes.items()}
     command = [

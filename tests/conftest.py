@@ -1,4 +1,4 @@
-"""Suite-wide fixtures: PLINK 2 and one shared simulated federation."""
+"""Suite-wide fixtures: PLINK 2, one shared simulated federation and a passport issuer."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from genofed.aai import Issuer, init_issuer, issue_passport
 from genofed.sim import SimulationResult, simulate_cohorts
 
 PlinkRunner = Callable[..., Path]
@@ -34,3 +35,14 @@ def cohorts(tmp_path_factory: pytest.TempPathFactory) -> SimulationResult:
     """Six countries x 400 samples x 8,000 variants, simulated once per test run."""
     out = tmp_path_factory.mktemp("federation") / "cohorts"
     return simulate_cohorts(out, samples_per_country=400, n_variants=8000, seed=7, workers=2)
+
+
+@pytest.fixture(scope="session")
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> Issuer:
+    """A local passport issuer (broker and visa issuer) that test nodes trust."""
+    return init_issuer(tmp_path_factory.mktemp("aai") / "issuer")
+
+
+def passport_for(issuer: Issuer, *datasets: str, user: str = "alice@example.org") -> str:
+    """A passport with a ControlledAccessGrants visa for each dataset."""
+    return issue_passport(issuer.directory, user=user, grants=list(datasets))

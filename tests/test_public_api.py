@@ -8,7 +8,18 @@ import genofed
 
 def test_public_api__all_is_exactly_the_public_names() -> None:
     public = {name for name in vars(genofed) if not name.startswith("_")}
-    modules = {"errors", "sim", "io", "kernels", "cli", "coordinator", "node", "protocol", "report"}
+    modules = {
+        "errors",
+        "sim",
+        "io",
+        "kernels",
+        "cli",
+        "coordinator",
+        "node",
+        "protocol",
+        "report",
+        "aai",
+    }
     assert set(genofed.__all__) - {"__version__"} == public - modules
     assert genofed.__version__
 

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 from bed_reader import open_bed
 
+from genofed.aai import Issuer, write_passport
 from genofed.coordinator import create_federation
 from genofed.io import BedWriter, read_phenotype_table, write_phenotype_table
 from genofed.io.plink import MISSING_CALL, read_bim, read_fam
 from genofed.node.local import LocalNodes, free_port
 from genofed.node.setup import init_node
 from genofed.sim import SimulationResult
+from tests.conftest import passport_for
 
 # Three nodes of very different sizes, cut through the pooled samples.
 NODE_SIZES = {"alpha": 250, "beta": 650, "gamma": 1500}
@@ -30,6 +32,8 @@ class SplitFederation:
     phenotypes: Path  # pooled phenotype table
     nodes: dict[str, Path]  # name -> node directory
     local: LocalNodes
+    passport: str  # grants every node's dataset
+    passport_file: Path
 
 
 def write_split(cohorts: Path, out: Path) -> tuple[Path, Path, dict[str, Path]]:
@@ -72,7 +76,7 @@ def write_split(cohorts: Path, out: Path) -> tuple[Path, Path, dict[str, Path]]:
 
 @pytest.fixture(scope="session")
 def split_federation(
-    cohorts: SimulationResult, tmp_path_factory: pytest.TempPathFactory
+    cohorts: SimulationResult, issuer: Issuer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SplitFederation]:
     out = tmp_path_factory.mktemp("split")
     pooled, phenotypes, data = write_split(cohorts.out, out)
@@ -84,10 +88,13 @@ def split_federation(
             phenotypes=directory / "phenotypes.tsv",
             out=directory / "node",
             port=free_port(),
+            trusted_issuers=[issuer.jwks],
         )
         cards.append(init.card)
     federation = out / "federation.toml"
     create_federation(cards, federation)
     configs = [directory / "node" / "node.toml" for directory in data.values()]
+    passport = passport_for(issuer, *(f"genofed:{name}" for name in data))
+    passport_file = write_passport(passport, out / "passport.jwt")
     with LocalNodes(configs) as local:
-        yield SplitFederation(federation, pooled, phenotypes, data, local)
+        yield SplitFederation(federation, pooled, phenotypes, data, local, passport, passport_file)

@@ -36,8 +36,11 @@ def within_printed_precision(ours: np.ndarray, plink: np.ndarray) -> None:
 def ldl(split_federation: SplitFederation, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("gwas") / "ldl"
     code = run_gwas(
-        split_federation.federation, out, "--phenotype", "ldl", "--covariates", "age,sex"
-    )
+        split_federation.federation,
+        out,
+        "--phenotype", "ldl", "--covariates", "age,sex",
+        "--passport", str(split_federation.passport_file),
+    )  # fmt: skip
     assert code == 0
     return out
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from genofed._progress import Progress
+from genofed.aai import Issuer, write_passport
 from genofed.cli import main
 from genofed.coordinator import Federation, create_federation, read_federation, run_linear_gwas
 from genofed.errors import InputError, NodeError
@@ -18,6 +19,7 @@ from genofed.io import read_phenotype_table, write_phenotype_table
 from genofed.node.local import LocalNodes, free_port
 from genofed.node.settings import read_card
 from genofed.node.setup import init_node
+from tests.conftest import passport_for
 from tests.e2e.conftest import SplitFederation
 from tests.e2e.test_gwas import run_gwas
 
@@ -27,11 +29,14 @@ class Faulty:
     federation: Path
     local: LocalNodes
     nodes: dict[str, Path]
+    issuer: Issuer
+    passport: str
+    passport_file: Path
 
 
 @pytest.fixture(scope="module")
 def faulty(
-    split_federation: SplitFederation, tmp_path_factory: pytest.TempPathFactory
+    split_federation: SplitFederation, issuer: Issuer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Faulty]:
     """Two nodes of their own, whose tables add a constant and a collinear column."""
     root = tmp_path_factory.mktemp("faulty")
@@ -52,26 +57,42 @@ def faulty(
             phenotypes=data / "phenotypes.tsv",
             out=data / "node",
             port=free_port(),
+            trusted_issuers=[issuer.jwks],
         )
         cards.append(init.card)
         configs.append(init.config)
         nodes[name] = data
     federation = root / "federation.toml"
     create_federation(cards, federation)
+    grants = [f"genofed:{name}" for name in ("alpha", "beta", "other", "solo", "plain")]
+    passport = passport_for(issuer, *grants)
+    passport_file = write_passport(passport, root / "passport.jwt")
     with LocalNodes(configs) as local:
-        yield Faulty(federation, local, nodes)
+        yield Faulty(federation, local, nodes, issuer, passport, passport_file)
 
 
-def study(federation: Path | Federation, out: Path, **kwargs: object) -> None:
-    if isinstance(federation, Path):
-        federation = read_federation(federation)
-    run_linear_gwas(federation, phenotype="ldl", out=out, **kwargs)  # type: ignore[arg-type]
+def study(faulty: Faulty, out: Path, *, nodes: Federation | None = None, **kwargs: object) -> None:
+    federation = nodes or read_federation(faulty.federation)
+    run_linear_gwas(
+        federation,
+        phenotype="ldl",
+        out=out,
+        passport=faulty.passport,
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
 def test_gwas__unknown_phenotype_lists_the_columns(
     faulty: Faulty, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = run_gwas(faulty.federation, tmp_path / "x", "--phenotype", "hdl")
+    code = run_gwas(
+        faulty.federation,
+        tmp_path / "x",
+        "--phenotype",
+        "hdl",
+        "--passport",
+        str(faulty.passport_file),
+    )
     assert code == 2
     error = capsys.readouterr().err
     assert "node alpha has no column 'hdl'" in error
@@ -81,30 +102,30 @@ def test_gwas__unknown_phenotype_lists_the_columns(
 
 def test_gwas__unknown_covariate_is_named(faulty: Faulty, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"no column 'bmi'; its phenotype table has: ldl, t2d"):
-        study(faulty.federation, tmp_path / "x", covariates=["age", "bmi"])
+        study(faulty, tmp_path / "x", covariates=["age", "bmi"])
 
 
 def test_gwas__repeated_covariate_is_refused_by_the_node(faulty: Faulty, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"node alpha refused .*'age' is named more than once"):
-        study(faulty.federation, tmp_path / "x", covariates=["age", "age"])
+        study(faulty, tmp_path / "x", covariates=["age", "age"])
 
 
 def test_gwas__constant_covariate_is_refused(faulty: Faulty, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"covariate 'batch' is constant over .* samples"):
-        study(faulty.federation, tmp_path / "x", covariates=["age", "batch"])
+        study(faulty, tmp_path / "x", covariates=["age", "batch"])
     assert not list(tmp_path.iterdir())
 
 
 def test_gwas__collinear_covariates_are_refused_like_plink2(faulty: Faulty, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"'age' and 'age_months' are collinear.*--max-corr"):
-        study(faulty.federation, tmp_path / "x", covariates=["age", "sex", "age_months"])
+        study(faulty, tmp_path / "x", covariates=["age", "sex", "age_months"])
 
 
 def test_gwas__unreachable_node_is_named(faulty: Faulty, tmp_path: Path) -> None:
     cards = read_federation(faulty.federation).nodes
     dead = cards[0].model_copy(update={"name": "gone", "url": f"http://127.0.0.1:{free_port()}"})
     with pytest.raises(NodeError, match=r"node gone \(http://127.0.0.1:\d+\) is unreachable"):
-        study(Federation((*cards, dead)), tmp_path / "x", covariates=["age"])
+        study(faulty, tmp_path / "x", nodes=Federation((*cards, dead)), covariates=["age"])
     assert not list(tmp_path.iterdir())
 
 
@@ -121,7 +142,7 @@ def test_gwas__node_killed_mid_study_is_named_and_nothing_is_written(
             victim.wait()
 
     with pytest.raises(NodeError, match=r"node beta \(https://127\.0\.0\.1:\d+\)"):
-        study(faulty.federation, out, covariates=["age"], block_size=50, progress=kill_beta)
+        study(faulty, out, covariates=["age"], block_size=50, progress=kill_beta)
     assert out.with_suffix(".tsv").read_text() == "an older result\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ldl.tsv"]
 
@@ -134,6 +155,7 @@ def test_node__stops_cleanly_on_sigterm(faulty: Faulty, tmp_path: Path) -> None:
         phenotypes=data / "phenotypes.tsv",
         out=tmp_path,
         port=free_port(),
+        trusted_issuers=[faulty.issuer.jwks],
     )
     with LocalNodes([init.config]) as local:
         pass
@@ -152,7 +174,8 @@ def test_node_init__bad_phenotype_value_names_file_row_and_column(
     (tmp_path / "pheno.tsv").write_text("\n".join(table) + "\n")
     code = main(
         ["node", "init", "--name", "x", "--bfile", str(source / "genotypes"),
-         "--pheno", str(tmp_path / "pheno.tsv"), "--out", str(tmp_path / "node")]
+         "--pheno", str(tmp_path / "pheno.tsv"), "--out", str(tmp_path / "node"),
+         "--trusted-issuer", str(faulty.issuer.jwks)]
     )  # fmt: skip
     assert code == 2
     error = capsys.readouterr().err
@@ -179,6 +202,7 @@ def test_gwas__nodes_with_different_variants_are_refused_with_counts(
         phenotypes=tmp_path / "phenotypes.tsv",
         out=tmp_path / "node",
         port=free_port(),
+        trusted_issuers=[faulty.issuer.jwks],
     )
     alpha = read_federation(faulty.federation).nodes[0]  # beta was stopped by an earlier test
     with (
@@ -188,5 +212,10 @@ def test_gwas__nodes_with_different_variants_are_refused_with_counts(
             match=r"different variant lists: alpha 8,000 variants \(\w+\), other 8,000 variants",
         ),
     ):
-        study(Federation((alpha, read_card(init.card))), tmp_path / "x", covariates=["age"])
+        study(
+            faulty,
+            tmp_path / "x",
+            nodes=Federation((alpha, read_card(init.card))),
+            covariates=["age"],
+        )
     assert not (tmp_path / "x.tsv").exists()

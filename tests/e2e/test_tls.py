@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from genofed.aai import Issuer
 from genofed.cli import main
 from genofed.coordinator import read_federation
 from genofed.coordinator.client import NodeClient
@@ -13,6 +15,7 @@ from genofed.errors import InputError, NodeError
 from genofed.node.local import LocalNodes, free_port
 from genofed.node.settings import read_card
 from genofed.node.setup import init_node
+from tests.conftest import passport_for
 from tests.e2e.conftest import SplitFederation
 
 
@@ -21,7 +24,7 @@ def test_tls__cards_pin_each_node_certificate(split_federation: SplitFederation)
     assert all(card.url.startswith("https://127.0.0.1:") for card in cards)
     assert all(card.certificate and "BEGIN CERTIFICATE" in card.certificate for card in cards)
     assert len({card.certificate for card in cards}) == len(cards)
-    with NodeClient(cards[0]) as client:
+    with NodeClient(cards[0], passport=split_federation.passport) as client:
         assert client.dataset().node == "alpha"
 
 
@@ -31,7 +34,7 @@ def test_tls__coordinator_refuses_a_node_with_another_certificate(
     alpha, beta, *_ = read_federation(split_federation.federation).nodes
     impostor = alpha.model_copy(update={"certificate": beta.certificate})
     with (
-        NodeClient(impostor) as client,
+        NodeClient(impostor, passport=split_federation.passport) as client,
         pytest.raises(NodeError, match=r"node alpha .* unreachable: .*CERTIFICATE_VERIFY_FAILED"),
     ):
         client.dataset()
@@ -42,20 +45,31 @@ def test_tls__coordinator_refuses_a_node_with_another_certificate(
         NodeClient(remote)
 
 
-def node_files(split_federation: SplitFederation) -> dict[str, Path]:
+def node_files(split_federation: SplitFederation, issuer: Issuer) -> dict[str, Any]:
     data = split_federation.nodes["alpha"]
-    return {"bfile": data / "genotypes", "phenotypes": data / "phenotypes.tsv"}
+    return {
+        "bfile": data / "genotypes",
+        "phenotypes": data / "phenotypes.tsv",
+        "trusted_issuers": [issuer.jwks],
+    }
 
 
 def test_tls__plain_http_needs_insecure_and_loopback(
-    split_federation: SplitFederation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    split_federation: SplitFederation,
+    issuer: Issuer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    files = node_files(split_federation)
+    files = node_files(split_federation, issuer)
     with pytest.raises(InputError, match="plain HTTP is allowed only on loopback"):
         init_node("open", **files, out=tmp_path / "open", host="0.0.0.0", insecure=True)
     init = init_node("plain", **files, out=tmp_path / "plain", port=free_port(), insecure=True)
     assert not (tmp_path / "plain" / "tls").exists()
     assert main(["node", "serve", str(init.config)]) == 2
     assert "has no [tls] section" in capsys.readouterr().err
-    with LocalNodes([init.config], insecure=True), NodeClient(read_card(init.card)) as client:
+    passport = passport_for(issuer, "genofed:plain")
+    with (
+        LocalNodes([init.config], insecure=True),
+        NodeClient(read_card(init.card), passport=passport) as client,
+    ):
         assert client.dataset().node == "plain"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from genofed.aai import Issuer, issue_passport
 from genofed.io import read_phenotype_table
 from genofed.kernels.linreg import local_null_sums
 from genofed.node.app import create_app
@@ -17,6 +19,7 @@ from genofed.protocol.codec import ARRAY_MEDIA_TYPE, decode_arrays
 from genofed.protocol.linreg import decode_null_sums, decode_variant_sums
 from genofed.protocol.messages import API_PREFIX
 from genofed.sim import SimulationResult
+from tests.conftest import passport_for
 
 JOB = {
     "computation": "linear-gwas",
@@ -27,7 +30,7 @@ JOB = {
 
 @pytest.fixture(scope="module")
 def client(
-    cohorts: SimulationResult, tmp_path_factory: pytest.TempPathFactory
+    cohorts: SimulationResult, issuer: Issuer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
     out = tmp_path_factory.mktemp("node")
     init = init_node(
@@ -35,12 +38,15 @@ def client(
         bfile=cohorts.out / "EE" / "genotypes",
         phenotypes=cohorts.out / "EE" / "phenotypes.tsv",
         out=out,
+        trusted_issuers=[issuer.jwks],
     )
     settings = load_settings(init.config)
     settings = settings.model_copy(
         update={"compute": settings.compute.model_copy(update={"buffered_blocks": 2})}
     )
-    with TestClient(create_app(settings), base_url=f"http://node{API_PREFIX}") as test_client:
+    headers = {"Authorization": f"Bearer {passport_for(issuer, 'genofed:EE')}"}
+    app = create_app(settings)
+    with TestClient(app, base_url=f"http://node{API_PREFIX}", headers=headers) as test_client:
         yield test_client
 
 
@@ -133,3 +139,31 @@ def test_node__refusals_name_what_is_wrong(client: TestClient) -> None:
     assert response.json()["detail"] == (
         "column 'hdl' is not in the phenotype table; available: ldl, t2d, age, sex"
     )
+
+
+def test_node__computations_need_a_passport_for_this_dataset(
+    client: TestClient, issuer: Issuer
+) -> None:
+    assert client.get("/service-info", headers={"Authorization": ""}).status_code == 200
+    missing = client.get("/dataset", headers={"Authorization": ""})
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"] == "Bearer"
+    other = {"Authorization": f"Bearer {passport_for(issuer, 'genofed:CZ')}"}
+    refused = client.post("/jobs", json=JOB, headers=other)
+    assert refused.status_code == 403
+    assert "no ControlledAccessGrants visa for dataset 'genofed:EE'" in refused.json()["detail"]
+    expired = issue_passport(
+        issuer.directory, user="alice@example.org", grants=["genofed:EE"], ttl=60,
+        now=datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=2),
+    )  # fmt: skip
+    response = client.get("/dataset", headers={"Authorization": f"Bearer {expired}"})
+    assert response.status_code == 401
+    assert "expired" in response.json()["detail"]
+
+
+def test_node__jobs_belong_to_their_user(client: TestClient, issuer: Issuer) -> None:
+    job = client.post("/jobs", json=JOB).json()
+    mallory = {"Authorization": f"Bearer {passport_for(issuer, 'genofed:EE', user='mallory')}"}
+    assert client.get(f"/jobs/{job['id']}", headers=mallory).status_code == 404
+    assert client.get(f"/jobs/{job['id']}/results/null", headers=mallory).status_code == 404
+    assert client.post(f"/jobs/{job['id']}/cancel").json()["state"] == "CANCELED"

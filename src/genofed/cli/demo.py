@@ -1,8 +1,9 @@
 """``genofed demo``: the whole pipeline on synthetic data, end to end.
 
 Simulate six national cohorts, start one node server per country as its
-own process, run the quantitative-trait GWAS across them, write the
-summary statistics and plots, print the summary and stop the nodes.
+own process (HTTPS with pinned certificates, GA4GH Passports from a local
+issuer), run the quantitative-trait GWAS across them, write the summary
+statistics and plots, print the summary and stop the nodes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from genofed.aai import init_issuer, issue_passport, write_passport
 from genofed.cli._console import (
     TerminalProgress,
     gwas_record,
@@ -54,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     _say(f"1/4 simulating {args.countries} in {args.out}/ ...")
     simulation = simulate_from_args(args)
     out = simulation.out
-    _say("2/4 configuring one node per country ...")
+    _say("2/4 configuring one node per country (TLS, trusted passport issuer) ...")
+    issuer = init_issuer(out / "aai", force=True)
     configs, cards = [], []
     for country in simulation.countries:
         init = init_node(
@@ -63,10 +66,14 @@ def run(args: argparse.Namespace) -> int:
             phenotypes=out / country.code / "phenotypes.tsv",
             out=out / "nodes" / country.code,
             port=free_port(),
+            trusted_issuers=[issuer.jwks],
         )
         configs.append(init.config)
         cards.append(init.card)
     federation = create_federation(cards, out / "federation.toml")
+    grants = [f"genofed:{country.code}" for country in simulation.countries]
+    passport = issue_passport(issuer.directory, user="researcher@genofed.demo", grants=grants)
+    write_passport(passport, out / "passport.jwt")
     _say(f"3/4 starting {len(configs)} node servers on loopback ...")
     results = out / "results"
     results.mkdir(exist_ok=True)
@@ -77,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
             phenotype="ldl",
             covariates=["age", "sex"],
             out=results / "ldl",
+            passport=passport,
             progress=TerminalProgress(),
         )
     manhattan = manhattan_plot(

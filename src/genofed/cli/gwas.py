@@ -8,6 +8,7 @@ from typing import Any
 
 from genofed.cli._console import TerminalProgress, gwas_record, gwas_report, print_json
 from genofed.coordinator import read_federation, run_linear_gwas
+from genofed.errors import InputError
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -25,11 +26,25 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "--covariates", default="", help="comma-separated covariate columns, e.g. age,sex"
     )
     parser.add_argument("--out", required=True, type=Path, help="output prefix: PREFIX.tsv")
+    parser.add_argument(
+        "--passport", type=Path, help="file holding your GA4GH Passport (a JWT) for the nodes"
+    )
     parser.add_argument("--block-size", type=int, help="variants per round trip")
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="seconds per HTTP call (default: %(default)s)"
     )
     parser.set_defaults(run=run)
+
+
+def read_passport(path: Path) -> str:
+    """Read a passport file; errors name the file."""
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise InputError(f"cannot read passport {path}: {exc.strerror or exc}") from exc
+    if token.count(".") != 2:
+        raise InputError(f"{path} does not hold a passport (a JWT of three dot-separated parts)")
+    return token
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         phenotype=args.phenotype,
         covariates=covariates,
         out=args.out,
+        passport=read_passport(args.passport) if args.passport else None,
         block_size=args.block_size,
         timeout=args.timeout,
         progress=TerminalProgress(),

@@ -33,6 +33,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     init.add_argument("--host", default="127.0.0.1", help="interface (default: %(default)s)")
     init.add_argument("--dataset-id", help="dataset id (default: genofed:NAME)")
     init.add_argument(
+        "--trusted-issuer",
+        action="append",
+        type=Path,
+        default=[],
+        help="JWKS of a passport broker or visa issuer whose passports the node accepts "
+        "(repeatable)",
+    )
+    init.add_argument(
         "--insecure", action="store_true", help="no TLS key: plain HTTP, on loopback only"
     )
     init.set_defaults(run=run_init)
@@ -59,6 +67,7 @@ def run_init(args: argparse.Namespace) -> int:
         port=args.port,
         host=args.host,
         dataset_id=args.dataset_id,
+        trusted_issuers=args.trusted_issuer,
         insecure=args.insecure,
     )
     record = {

@@ -35,13 +35,16 @@ RESULT_WAIT_SECONDS = 10.0
 class NodeClient:
     """Talk to one node; one connection pool, reused for every call."""
 
-    def __init__(self, card: PublicCard, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, card: PublicCard, *, passport: str | None = None, timeout: float = 30.0
+    ) -> None:
         self.card = card
         self.name = card.name
         self._http = httpx.Client(
             base_url=card.url.rstrip("/") + API_PREFIX,
             timeout=httpx.Timeout(timeout, connect=5.0, read=timeout + RESULT_WAIT_SECONDS),
             verify=_verification(card),
+            headers={"Authorization": f"Bearer {passport}"} if passport else None,
         )
 
     def close(self) -> None:

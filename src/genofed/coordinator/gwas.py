@@ -59,6 +59,7 @@ def run_linear_gwas(
     phenotype: str,
     covariates: Sequence[str] = (),
     out: Path,
+    passport: str | None = None,
     block_size: int | None = None,
     timeout: float = 30.0,
     progress: ProgressCallback | None = None,
@@ -71,6 +72,8 @@ def run_linear_gwas(
         The nodes to run on.
     phenotype, covariates
         Column names of the nodes' phenotype tables. An intercept is always added.
+    passport
+        The researcher's GA4GH Passport (a JWT) with a grant for every node's dataset.
     out
         Output prefix: ``out.tsv`` and ``out.tsv-meta.yaml`` are written,
         under temporary names renamed only when the study succeeds.
@@ -88,10 +91,15 @@ def run_linear_gwas(
         collinear across the federation, or the nodes hold different variants.
     NodeError
         If a node is unreachable or fails; the error names it.
+    AuthError, DisclosureError
+        If a node refuses the passport, or a disclosure rule refuses the study.
     """
     started = time.monotonic()
     covariates = list(covariates)
-    with _clients(federation, timeout) as clients, ThreadPoolExecutor(len(clients)) as pool:
+    with (
+        _clients(federation, passport, timeout) as clients,
+        ThreadPoolExecutor(len(clients)) as pool,
+    ):
         described = list(pool.map(lambda c: c.dataset(), clients))
         _check_datasets(described, phenotype, covariates)
         variants = clients[0].variants()
@@ -186,8 +194,10 @@ def check_covariates(null: NullSums, names: Sequence[str]) -> None:
 
 
 @contextlib.contextmanager
-def _clients(federation: Federation, timeout: float) -> Iterator[list[NodeClient]]:
-    clients = [NodeClient(card, timeout=timeout) for card in federation.nodes]
+def _clients(
+    federation: Federation, passport: str | None, timeout: float
+) -> Iterator[list[NodeClient]]:
+    clients = [NodeClient(card, passport=passport, timeout=timeout) for card in federation.nodes]
     try:
         yield clients
     finally:

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from genofed._version import __version__
 from genofed.errors import AuthError, DisclosureError, GenofedError, InputError, ProtocolError
+from genofed.node.auth import PassportVerifier
 from genofed.node.dataset import NodeDataset
 from genofed.node.disclosure import DisclosureLedger
 from genofed.node.jobs import JobManager, NotReady, UnknownJob
@@ -40,6 +41,9 @@ def create_app(settings: NodeSettings, dataset: NodeDataset | None = None) -> Fa
         state / "disclosure.sqlite3", settings.disclosure, node=settings.node.name
     )
     manager = JobManager(data, settings.compute, ledger)
+    verifier = PassportVerifier(
+        settings.access.trusted_issuers, clock_skew=settings.access.clock_skew
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,6 +65,7 @@ def create_app(settings: NodeSettings, dataset: NodeDataset | None = None) -> Fa
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
     app.state.settings, app.state.dataset, app.state.jobs = settings, data, manager
+    app.state.verifier = verifier
     app.include_router(info.router, prefix=API_PREFIX)
     app.include_router(jobs.router, prefix=API_PREFIX)
 
@@ -70,6 +75,9 @@ def create_app(settings: NodeSettings, dataset: NodeDataset | None = None) -> Fa
         if isinstance(exc, AuthError):
             code = exc.status
         family = next((f.__name__ for f in FAMILIES if isinstance(exc, f)), "GenofedError")
-        return JSONResponse({"detail": str(exc), "family": family}, status_code=code)
+        headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+        return JSONResponse(
+            {"detail": str(exc), "family": family}, status_code=code, headers=headers
+        )
 
     return app

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from genofed.node.auth import PassportVerifier, Principal, bearer_token
 from genofed.node.dataset import NodeDataset
 from genofed.node.jobs import JobManager
 from genofed.node.settings import NodeSettings
 
-__all__ = ["Dataset", "Jobs", "Settings"]
+__all__ = ["Caller", "Dataset", "Jobs", "Settings"]
 
 
 def _settings(request: Request) -> NodeSettings:
@@ -28,6 +29,17 @@ def _jobs(request: Request) -> JobManager:
     return jobs
 
 
+def _caller(request: Request) -> Principal:
+    """Verify the request's passport for this node's dataset; 401 or 403 otherwise."""
+    settings: NodeSettings = request.app.state.settings
+    verifier: PassportVerifier = request.app.state.verifier
+    token = bearer_token(request.headers.get("authorization"))
+    principal = verifier.verify(token, settings.node.dataset_id)
+    request.state.user = principal.user
+    return principal
+
+
 Settings = Annotated[NodeSettings, Depends(_settings)]
+Caller = Annotated[Principal, Depends(_caller)]
 Dataset = Annotated[NodeDataset, Depends(_dataset)]
 Jobs = Annotated[JobManager, Depends(_jobs)]

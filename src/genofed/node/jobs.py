@@ -43,6 +43,7 @@ class NotReady(GenofedError):
 @dataclass
 class _Job:
     id: str
+    user: str
     request: JobRequest
     inputs: LinearInputs
     blocks_total: int
@@ -95,7 +96,7 @@ class JobManager:
         self.ledger.admit(user, inputs.included)
         n_variants = len(self.dataset.variants)
         blocks = -(-n_variants // parameters.block_size)
-        job = _Job(secrets.token_hex(8), request, inputs, blocks)
+        job = _Job(secrets.token_hex(8), user, request, inputs, blocks)
         with self._lock:
             self._forget_old_jobs()
             self._jobs[job.id] = job
@@ -106,11 +107,11 @@ class JobManager:
         self._pool.submit(self._run, job)
         return job.status()
 
-    def status(self, job_id: str) -> JobStatus:
-        """Return the job's state and progress."""
-        return self._job(job_id).status()
+    def status(self, job_id: str, *, user: str) -> JobStatus:
+        """Return the state and progress of one of ``user``'s jobs."""
+        return self._job(job_id, user).status()
 
-    def result(self, job_id: str, part: str, *, wait: float) -> bytes:
+    def result(self, job_id: str, part: str, *, wait: float, user: str) -> bytes:
         """Return a result part (``null`` or ``block/<i>``), waiting up to ``wait`` seconds.
 
         Fetching block ``i`` releases the blocks before it.
@@ -122,7 +123,7 @@ class JobManager:
         NotReady
             If it is still being computed after ``wait`` seconds.
         """
-        job = self._job(job_id)
+        job = self._job(job_id, user)
         index = self._block_index(job, part)
         with job.changed:
             if index is not None and index < job.released:
@@ -141,9 +142,9 @@ class JobManager:
                 job.changed.notify_all()
             return job.results[part]
 
-    def cancel(self, job_id: str) -> JobStatus:
-        """Stop a job; its results are dropped."""
-        job = self._job(job_id)
+    def cancel(self, job_id: str, *, user: str | None = None) -> JobStatus:
+        """Stop a job (one of ``user``'s, unless None); its results are dropped."""
+        job = self._job(job_id, user)
         with job.changed:
             job.cancelled = True
             if job.state not in _TERMINAL:
@@ -158,10 +159,10 @@ class JobManager:
             self.cancel(job_id)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _job(self, job_id: str) -> _Job:
+    def _job(self, job_id: str, user: str | None) -> _Job:
         with self._lock:
             job = self._jobs.get(job_id)
-        if job is None:
+        if job is None or (user is not None and job.user != user):
             raise UnknownJob(f"no job {job_id} on this node")
         return job
 

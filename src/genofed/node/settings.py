@@ -60,12 +60,22 @@ class ComputeSection(_Section):
     kept_jobs: int = Field(default=64, ge=1, le=10_000)
 
 
+class AccessSection(_Section):
+    """``[access]``: whose GA4GH Passports this node accepts."""
+
+    trusted_issuers: list[Path] = Field(
+        default_factory=list
+    )  # JWKS files of brokers and visa issuers
+    clock_skew: int = Field(default=60, ge=0, le=600)
+
+
 class NodeSettings(_Section):
     """Everything in ``node.toml``."""
 
     node: NodeSection
     server: ServerSection = ServerSection()
     tls: TlsSection | None = None
+    access: AccessSection = AccessSection()
     data: DataSection
     compute: ComputeSection = ComputeSection()
     disclosure: DisclosureSection = DisclosureSection()
@@ -133,6 +143,12 @@ def load_settings(path: Path) -> NodeSettings:
             for key in keys:
                 if isinstance(table.get(key), str):
                     table[key] = str((path.parent / table[key]).resolve())
+    access = document.get("access")
+    if isinstance(access, dict) and isinstance(access.get("trusted_issuers"), list):
+        access["trusted_issuers"] = [
+            str((path.parent / p).resolve()) if isinstance(p, str) else p
+            for p in access["trusted_issuers"]
+        ]
     settings: NodeSettings = _validated(NodeSettings, document, path)
     return settings
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from genofed._toml import write_toml
 from genofed.errors import InputError
+from genofed.node.auth import PassportVerifier
 from genofed.node.dataset import NodeDataset
 from genofed.node.settings import NodeSettings
 from genofed.node.tls import create_certificate, is_loopback
@@ -39,6 +41,7 @@ def init_node(
     port: int = 8701,
     host: str = "127.0.0.1",
     dataset_id: str | None = None,
+    trusted_issuers: Sequence[Path] = (),
     insecure: bool = False,
 ) -> NodeInit:
     """Check a node's files, then write ``out/node.toml`` and ``out/public.toml``.
@@ -67,10 +70,12 @@ def init_node(
         },
         "server": {"host": host, "port": port},
         "data": {"bfile": bfile, "phenotypes": phenotypes},
+        "access": {"trusted_issuers": [Path(p).resolve() for p in trusted_issuers]},
     }
     if not insecure:
         document["tls"] = {"certificate": out / "tls" / "cert.pem", "key": out / "tls" / "key.pem"}
     settings = NodeSettings.model_validate(document)
+    PassportVerifier(settings.access.trusted_issuers)  # a bad JWKS file stops init here
     dataset = NodeDataset(bfile, phenotypes)
     try:
         if dataset.phenotyped_samples == 0:

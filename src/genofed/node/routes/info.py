@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from genofed._version import __version__
-from genofed.node.deps import Dataset, Settings
+from genofed.node.deps import Caller, Dataset, Settings
 from genofed.node.disclosure import reported_count
 from genofed.protocol.codec import ARRAY_MEDIA_TYPE, encode_arrays
 from genofed.protocol.messages import (
@@ -34,7 +34,7 @@ def service_info(settings: Settings) -> ServiceInfo:
 
 
 @router.get("/dataset")
-def dataset(settings: Settings, data: Dataset) -> DatasetDescription:
+def dataset(settings: Settings, data: Dataset, caller: Caller) -> DatasetDescription:
     """Describe the data by counts and column names; never a value of one person."""
     return DatasetDescription(
         dataset_id=settings.node.dataset_id,
@@ -49,7 +49,7 @@ def dataset(settings: Settings, data: Dataset) -> DatasetDescription:
 
 
 @router.get("/dataset/variants", response_class=Response)
-def variants(data: Dataset) -> Response:
+def variants(data: Dataset, caller: Caller) -> Response:
     """Send the variant list (chromosome, position, id, counted and other allele)."""
     v = data.variants
     payload = encode_arrays(

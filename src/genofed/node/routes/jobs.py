@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from genofed.node.deps import Jobs
+from genofed.node.deps import Caller, Jobs
 from genofed.protocol.codec import ARRAY_MEDIA_TYPE
 from genofed.protocol.messages import JobRequest, JobStatus
 
@@ -16,15 +16,15 @@ MAX_WAIT_SECONDS = 30.0
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def submit(request: JobRequest, jobs: Jobs) -> JobStatus:
-    """Queue a catalogue computation."""
-    return jobs.submit(request, user="anonymous")
+def submit(request: JobRequest, jobs: Jobs, caller: Caller) -> JobStatus:
+    """Queue a catalogue computation for the passport's user."""
+    return jobs.submit(request, user=caller.user)
 
 
 @router.get("/{job_id}")
-def job_status(job_id: str, jobs: Jobs) -> JobStatus:
-    """State and progress of a job."""
-    return jobs.status(job_id)
+def job_status(job_id: str, jobs: Jobs, caller: Caller) -> JobStatus:
+    """State and progress of one of the caller's jobs."""
+    return jobs.status(job_id, user=caller.user)
 
 
 @router.get("/{job_id}/results/{part:path}", response_class=Response)
@@ -32,17 +32,18 @@ def result(
     job_id: str,
     part: str,
     jobs: Jobs,
+    caller: Caller,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0.0,
 ) -> Response:
     """Fetch ``null`` or ``block/<i>``, waiting up to ``wait`` seconds for it."""
-    payload = jobs.result(job_id, part, wait=wait)
-    blocks_done = jobs.status(job_id).blocks_done
+    payload = jobs.result(job_id, part, wait=wait, user=caller.user)
+    blocks_done = jobs.status(job_id, user=caller.user).blocks_done
     return Response(
         payload, media_type=ARRAY_MEDIA_TYPE, headers={"Genofed-Blocks-Done": str(blocks_done)}
     )
 
 
 @router.post("/{job_id}/cancel")
-def cancel(job_id: str, jobs: Jobs) -> JobStatus:
-    """Stop a job and drop its results."""
-    return jobs.cancel(job_id)
+def cancel(job_id: str, jobs: Jobs, caller: Caller) -> JobStatus:
+    """Stop one of the caller's jobs and drop its results."""
+    return jobs.cancel(job_id, user=caller.user)
