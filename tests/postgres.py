@@ -35,7 +35,7 @@ def server_programs() -> Path:
     """The directory holding ``initdb`` and ``pg_ctl``: on PATH, else Debian's newest."""
     on_path = shutil.which("pg_ctl")
     if on_path and shutil.which("initdb"):
-        return Path(on_path).parent
+        return Path(on_path).resolve().parent
     versions = sorted(
         (p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "pg_ctl").exists()),
         key=lambda p: [int(n) for n in re.findall(r"\d+", p.parent.name)] or [0],
