@@ -10,9 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from genofed.aai import Issuer, issue_passport
+from genofed.cli import main
 from genofed.io import read_phenotype_table
 from genofed.kernels.linreg import local_null_sums
 from genofed.node.app import create_app
+from genofed.node.audit import open_audit_log, parameters_hash
 from genofed.node.settings import load_settings
 from genofed.node.setup import init_node
 from genofed.protocol.codec import ARRAY_MEDIA_TYPE, decode_arrays
@@ -167,3 +169,25 @@ def test_node__jobs_belong_to_their_user(client: TestClient, issuer: Issuer) -> 
     assert client.get(f"/jobs/{job['id']}", headers=mallory).status_code == 404
     assert client.get(f"/jobs/{job['id']}/results/null", headers=mallory).status_code == 404
     assert client.post(f"/jobs/{job['id']}/cancel").json()["state"] == "CANCELED"
+
+
+def test_node__every_request_is_audited_refusals_included(
+    client: TestClient, issuer: Issuer
+) -> None:
+    other = {"Authorization": f"Bearer {passport_for(issuer, 'genofed:CZ')}"}
+    assert client.post("/jobs", json=JOB, headers=other).status_code == 403
+    assert client.post("/jobs", json=JOB).status_code == 201
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    config = settings.node.state_dir / "node.toml"
+    with open_audit_log(settings.node.state_dir / "audit.sqlite3") as log:
+        records = log.records()
+        assert log.verify().ok
+    refused = [r for r in records if r.decision == "refused"]
+    assert any(
+        "no ControlledAccessGrants visa" in r.reason and r.computation.endswith("/jobs")
+        for r in refused
+    )
+    allowed = [r for r in records if r.decision == "allowed" and r.computation == "linear-gwas/1"]
+    assert allowed[-1].user == "alice@example.org"
+    assert allowed[-1].parameters_sha256 == parameters_hash(JOB["parameters"])  # type: ignore[arg-type]
+    assert main(["node", "audit", str(config), "--verify"]) == 0

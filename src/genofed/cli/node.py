@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from genofed.cli._console import print_json
+from genofed.cli.audit import add_audit_command
 from genofed.node.serve import serve
 from genofed.node.setup import init_node
 
@@ -55,6 +56,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "--insecure", action="store_true", help="allow plain HTTP when node.toml has no [tls]"
     )
     serve_parser.set_defaults(run=run_serve)
+    add_audit_command(actions, common)
 
 
 def run_init(args: argparse.Namespace) -> int:

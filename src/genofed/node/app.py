@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from genofed._version import __version__
 from genofed.errors import AuthError, DisclosureError, GenofedError, InputError, ProtocolError
+from genofed.node.audit import AuditEvent, open_audit_log
 from genofed.node.auth import PassportVerifier
 from genofed.node.dataset import NodeDataset
 from genofed.node.disclosure import DisclosureLedger
@@ -41,6 +43,7 @@ def create_app(settings: NodeSettings, dataset: NodeDataset | None = None) -> Fa
         state / "disclosure.sqlite3", settings.disclosure, node=settings.node.name
     )
     manager = JobManager(data, settings.compute, ledger)
+    audit = open_audit_log(settings.audit.database or state / "audit.sqlite3")
     verifier = PassportVerifier(
         settings.access.trusted_issuers, clock_skew=settings.access.clock_skew
     )
@@ -55,6 +58,7 @@ def create_app(settings: NodeSettings, dataset: NodeDataset | None = None) -> Fa
         logger.info("node %s stopping: cancelling jobs", settings.node.name)
         manager.shutdown()
         ledger.close()
+        audit.close()
         data.close()
 
     app = FastAPI(
@@ -69,8 +73,38 @@ def create_app(settings: NodeSettings, dataset: NodeDataset | None = None) -> Fa
     app.include_router(info.router, prefix=API_PREFIX)
     app.include_router(jobs.router, prefix=API_PREFIX)
 
+    @app.middleware("http")
+    async def record(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if not request.url.path.startswith(API_PREFIX):
+            return response
+        route = request.scope.get("route")
+        refused = response.status_code >= 400
+        reason = getattr(request.state, "reason", None)
+        event = AuditEvent(
+            user=getattr(request.state, "user", None),
+            dataset=settings.node.dataset_id,
+            computation=getattr(request.state, "computation", None)
+            or f"{request.method} {getattr(route, 'path', request.url.path)}",
+            parameters=getattr(request.state, "parameters", {}),
+            decision="refused" if refused else "allowed",
+            reason=reason or (f"HTTP {response.status_code}" if refused else ""),
+            bytes_returned=int(response.headers.get("content-length", 0)),
+            job_id=request.scope.get("path_params", {}).get("job_id"),
+        )
+        try:
+            await run_in_threadpool(audit.append, event)
+        except GenofedError as exc:
+            logger.error("request not served, because it could not be recorded: %s", exc)
+            body = {"detail": "the node could not record the request", "family": "NodeError"}
+            return JSONResponse(body, status_code=503)
+        return response
+
     @app.exception_handler(GenofedError)
     async def genofed_error(request: Request, exc: GenofedError) -> JSONResponse:
+        request.state.reason = str(exc)
         code = next((c for family, c in _STATUS if isinstance(exc, family)), 500)
         if isinstance(exc, AuthError):
             code = exc.status

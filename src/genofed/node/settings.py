@@ -69,6 +69,12 @@ class AccessSection(_Section):
     clock_skew: int = Field(default=60, ge=0, le=600)
 
 
+class AuditSection(_Section):
+    """``[audit]``: where the audit log lives: a SQLite path or a PostgreSQL URL."""
+
+    database: str | None = None  # default: audit.sqlite3 in the state directory
+
+
 class NodeSettings(_Section):
     """Everything in ``node.toml``."""
 
@@ -79,6 +85,7 @@ class NodeSettings(_Section):
     data: DataSection
     compute: ComputeSection = ComputeSection()
     disclosure: DisclosureSection = DisclosureSection()
+    audit: AuditSection = AuditSection()
 
     @property
     def url(self) -> str:
@@ -143,6 +150,10 @@ def load_settings(path: Path) -> NodeSettings:
             for key in keys:
                 if isinstance(table.get(key), str):
                     table[key] = str((path.parent / table[key]).resolve())
+    audit = document.get("audit")
+    database = audit.get("database") if isinstance(audit, dict) else None
+    if isinstance(audit, dict) and isinstance(database, str) and "://" not in database:
+        audit["database"] = str((path.parent / audit["database"]).resolve())
     access = document.get("access")
     if isinstance(access, dict) and isinstance(access.get("trusted_issuers"), list):
         access["trusted_issuers"] = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from genofed.node.deps import Caller, Jobs
 from genofed.protocol.codec import ARRAY_MEDIA_TYPE
@@ -16,8 +16,10 @@ MAX_WAIT_SECONDS = 30.0
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def submit(request: JobRequest, jobs: Jobs, caller: Caller) -> JobStatus:
+def submit(request: JobRequest, jobs: Jobs, caller: Caller, http: Request) -> JobStatus:
     """Queue a catalogue computation for the passport's user."""
+    http.state.computation = f"{request.computation}/{request.version}"
+    http.state.parameters = request.parameters.model_dump(mode="json")
     return jobs.submit(request, user=caller.user)
 
 
