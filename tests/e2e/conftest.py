@@ -15,7 +15,7 @@ from genofed.coordinator import create_federation
 from genofed.io import BedWriter, read_phenotype_table, write_phenotype_table
 from genofed.io.plink import MISSING_CALL, read_bim, read_fam
 from genofed.node.local import LocalNodes, free_port
-from genofed.node.setup import init_node
+from genofed.node.setup import init_node, trust_peers
 from genofed.sim import SimulationResult
 from tests.conftest import passport_for
 
@@ -94,6 +94,8 @@ def split_federation(
     federation = out / "federation.toml"
     create_federation(cards, federation)
     configs = [directory / "node" / "node.toml" for directory in data.values()]
+    for config in configs:
+        trust_peers(config, cards)
     passport = passport_for(issuer, *(f"genofed:{name}" for name in data))
     passport_file = write_passport(passport, out / "passport.jwt")
     with LocalNodes(configs) as local:

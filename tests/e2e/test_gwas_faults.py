@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from genofed.errors import InputError, NodeError
 from genofed.io import read_phenotype_table, write_phenotype_table
 from genofed.node.local import LocalNodes, free_port
 from genofed.node.settings import read_card
-from genofed.node.setup import init_node
+from genofed.node.setup import init_node, trust_peers
 from tests.conftest import passport_for
 from tests.e2e.conftest import SplitFederation
 from tests.e2e.test_gwas import run_gwas
@@ -38,10 +39,10 @@ class Faulty:
 def faulty(
     split_federation: SplitFederation, issuer: Issuer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Faulty]:
-    """Two nodes of their own, whose tables add a constant and a collinear column."""
+    """Three nodes of their own, whose tables add a constant and a collinear column."""
     root = tmp_path_factory.mktemp("faulty")
     cards, configs, nodes = [], [], {}
-    for name in ("alpha", "beta"):
+    for name in ("alpha", "beta", "gamma"):
         data = root / name
         data.mkdir()
         for suffix in (".bed", ".bim", ".fam"):
@@ -62,9 +63,11 @@ def faulty(
         cards.append(init.card)
         configs.append(init.config)
         nodes[name] = data
+    for config in configs:
+        trust_peers(config, cards)
     federation = root / "federation.toml"
     create_federation(cards, federation)
-    grants = [f"genofed:{name}" for name in ("alpha", "beta", "other", "solo", "plain")]
+    grants = [f"genofed:{name}" for name in ("alpha", "beta", "gamma", "other", "solo")]
     passport = passport_for(issuer, *grants)
     passport_file = write_passport(passport, root / "passport.jwt")
     with LocalNodes(configs) as local:
@@ -129,20 +132,62 @@ def test_gwas__unreachable_node_is_named(faulty: Faulty, tmp_path: Path) -> None
     assert not list(tmp_path.iterdir())
 
 
-def test_gwas__node_killed_mid_study_is_named_and_nothing_is_written(
-    faulty: Faulty, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "ldl"
-    out.with_suffix(".tsv").write_text("an older result\n")
-    victim = faulty.local.processes["beta"]
+def kill_at_block(faulty: Faulty, name: str, block: int) -> Callable[[Progress], None]:
+    victim = faulty.local.processes[name]
 
-    def kill_beta(progress: Progress) -> None:
-        if progress.done == 3:
+    def kill(progress: Progress) -> None:
+        if progress.done == block and victim.poll() is None:
             victim.kill()
             victim.wait()
 
-    with pytest.raises(NodeError, match=r"node beta \(https://127\.0\.0\.1:\d+\)"):
-        study(faulty, out, covariates=["age"], block_size=50, progress=kill_beta)
+    return kill
+
+
+def test_gwas__node_dropping_out_mid_study_is_rerun_without_it(
+    faulty: Faulty, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    federation = read_federation(faulty.federation)
+    with caplog.at_level(logging.WARNING, logger="genofed"):
+        rerun = run_linear_gwas(
+            federation,
+            phenotype="ldl",
+            covariates=["age"],
+            out=tmp_path / "rerun",
+            passport=faulty.passport,
+            block_size=50,
+            progress=kill_at_block(faulty, "gamma", 3),
+        )
+    assert rerun.dropped == ("gamma",)
+    assert list(rerun.samples_per_node) == ["alpha", "beta"]
+    assert "node gamma" in caplog.text
+    assert "rerunning the study with fresh masks over the 2 remaining nodes (alpha, beta)" in (
+        caplog.text
+    )
+    assert "gamma failed during the study" in rerun.metadata.read_text()
+    remaining = Federation(tuple(c for c in federation.nodes if c.name != "gamma"))
+    direct = run_linear_gwas(
+        remaining, phenotype="ldl", covariates=["age"], out=tmp_path / "direct",
+        passport=faulty.passport,
+    )  # fmt: skip
+    for column in ("beta", "standard_error", "p_value", "n", "effect_allele_frequency"):
+        np.testing.assert_array_equal(getattr(rerun.table, column), getattr(direct.table, column))
+
+
+def test_gwas__node_killed_leaving_one_node_is_named_and_nothing_is_written(
+    faulty: Faulty, tmp_path: Path
+) -> None:
+    out = tmp_path / "ldl"
+    out.with_suffix(".tsv").write_text("an older result\n")
+    remaining = Federation(
+        tuple(c for c in read_federation(faulty.federation).nodes if c.name != "gamma")
+    )
+    with pytest.raises(
+        NodeError, match=r"node beta \(https://127\.0\.0\.1:\d+\).*only 1 node remains"
+    ):
+        study(
+            faulty, out, nodes=remaining, covariates=["age"], block_size=50,
+            progress=kill_at_block(faulty, "beta", 3),
+        )  # fmt: skip
     assert out.with_suffix(".tsv").read_text() == "an older result\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ldl.tsv"]
 

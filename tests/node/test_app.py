@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Iterator
 
 import numpy as np
@@ -16,23 +17,23 @@ from genofed.kernels.linreg import local_null_sums
 from genofed.node.app import create_app
 from genofed.node.audit import open_audit_log, parameters_hash
 from genofed.node.settings import load_settings
-from genofed.node.setup import init_node
+from genofed.node.setup import init_node, trust_peers
 from genofed.protocol.codec import ARRAY_MEDIA_TYPE, decode_arrays
-from genofed.protocol.linreg import decode_null_sums, decode_variant_sums
+from genofed.protocol.linreg import null_from_totals
 from genofed.protocol.messages import API_PREFIX
 from genofed.sim import SimulationResult
 from tests.conftest import passport_for
+from tests.node.peer import JOB, Peer, make_peer, masked_job, unmask
 
-JOB = {
-    "computation": "linear-gwas",
-    "version": 1,
-    "parameters": {"phenotype": "ldl", "covariates": ["age", "sex"], "block_size": 1000},
-}
+
+@pytest.fixture(scope="module")
+def peer(tmp_path_factory: pytest.TempPathFactory) -> Peer:
+    return make_peer(tmp_path_factory.mktemp("peer"))
 
 
 @pytest.fixture(scope="module")
 def client(
-    cohorts: SimulationResult, issuer: Issuer, tmp_path_factory: pytest.TempPathFactory
+    cohorts: SimulationResult, issuer: Issuer, peer: Peer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
     out = tmp_path_factory.mktemp("node")
     init = init_node(
@@ -42,6 +43,7 @@ def client(
         out=out,
         trusted_issuers=[issuer.jwks],
     )
+    trust_peers(init.config, [peer.card])
     settings = load_settings(init.config)
     settings = settings.model_copy(
         update={"compute": settings.compute.model_copy(update={"buffered_blocks": 2})}
@@ -70,15 +72,24 @@ def test_node__describes_its_dataset_by_counts_and_names_only(client: TestClient
 def test_node__offers_only_the_catalogue(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {p.removeprefix(API_PREFIX) for p in paths} == {
-        "/service-info", "/dataset", "/dataset/variants", "/catalogue",
+        "/service-info", "/dataset", "/dataset/variants", "/catalogue", "/studies",
         "/jobs", "/jobs/{job_id}", "/jobs/{job_id}/results/{part}", "/jobs/{job_id}/cancel",
+        "/jobs/{job_id}/results/block/{index}/missing",
     }  # fmt: skip
     assert [c["name"] for c in client.get("/catalogue").json()] == ["linear-gwas"]
+    study = "0" * 32
+    key = {"node": "EE", "study_id": study, "public_key": "AAAA", "signature": "AAAA"}
+    job = {**JOB, "aggregation": {"study_id": study, "round": "r", "keys": [key]}}
+    unknown_study = client.post("/jobs", json=job)
+    assert unknown_study.status_code == 400  # well-formed, refused by the node
+    assert "public_key of 'EE' has 3 bytes, expected 32" in unknown_study.json()["detail"]
     for bad in (
-        {**JOB, "computation": "python"},
-        {**JOB, "version": 2},
-        {**JOB, "code": "import os"},
-        {**JOB, "parameters": {**JOB["parameters"], "block_size": 0}},  # type: ignore[dict-item]
+        {**job, "computation": "python"},
+        {**job, "version": 2},
+        {**job, "code": "import os"},
+        {**job, "parameters": {**JOB["parameters"], "block_size": 0}},
+        {**job, "aggregation": {**job["aggregation"], "keys": []}},
+        JOB,  # no secure aggregation
     ):
         assert client.post("/jobs", json=bad).status_code == 422
 
@@ -94,26 +105,33 @@ def test_node__variant_list_travels_as_arrays(client: TestClient) -> None:
     )  # fmt: skip
 
 
-def test_node__job_runs_from_queued_to_complete_with_blocks(
-    client: TestClient, cohorts: SimulationResult
+def test_node__job_runs_from_queued_to_complete_with_masked_blocks(
+    client: TestClient, peer: Peer, cohorts: SimulationResult
 ) -> None:
-    submitted = client.post("/jobs", json=JOB)
+    submitted, side = masked_job(client, peer)
     assert submitted.status_code == 201
     job = submitted.json()
     assert job["state"] in ("QUEUED", "RUNNING")
     assert job["blocks_total"] == 8
-    null = decode_null_sums(client.get(f"/jobs/{job['id']}/results/null?wait=10").content, k=3)
+    payload = client.get(f"/jobs/{job['id']}/results/null?wait=10").content
+    null = null_from_totals(unmask(payload, "null", side), k=3)
     table = read_phenotype_table(cohorts.out / "EE" / "phenotypes.tsv")
     values = np.column_stack([table.columns[c] for c in ("ldl", "age", "sex")])
     values = values[~np.isnan(values).any(axis=1)]
     expected = local_null_sums(np.column_stack([np.ones(len(values)), values[:, 1:]]), values[:, 0])
     assert null.n == expected.n == job["samples"]
-    np.testing.assert_allclose(null.ctc, expected.ctc, rtol=1e-12)
+    np.testing.assert_allclose(null.ctc, expected.ctc, rtol=1e-15)
+    masked = decode_arrays(payload)
+    assert set(masked) == {
+        f"{a}:{m}" for a in ("ctc", "cty", "yty", "n") for m in ("lo", "hi", "fraction_bits")
+    }
+    assert masked["n:lo"] != expected.n  # the count itself is masked
     for index in range(8):
         response = client.get(f"/jobs/{job['id']}/results/block/{index}?wait=10")
         assert response.status_code == 200
-        sums = decode_variant_sums(response.content, variants=1000, k=3)
-        assert sums.ctg.shape == (1000, 3)
+        assert unmask(response.content, f"block/{index}", side)["ctg"].shape == (1000, 3)
+        again = client.get(f"/jobs/{job['id']}/results/block/{index}")
+        assert again.content == response.content  # masked once, sent alike
     status = client.get(f"/jobs/{job['id']}").json()
     assert status["state"] == "COMPLETE"
     assert status["blocks_done"] == 8
@@ -122,8 +140,27 @@ def test_node__job_runs_from_queued_to_complete_with_blocks(
     assert "already fetched" in released.json()["detail"]
 
 
-def test_node__unfetched_blocks_hold_the_job_back(client: TestClient) -> None:
-    job = client.post("/jobs", json=JOB).json()
+def test_node__missing_call_sums_are_masked_once_per_block(client: TestClient, peer: Peer) -> None:
+    job, side = masked_job(client, peer)
+    job_id = job.json()["id"]
+    assert client.get(f"/jobs/{job_id}/results/block/0?wait=10").status_code == 200
+    url = f"/jobs/{job_id}/results/block/0/missing"
+    first = client.post(url, json={"variants": [0, 5, 999]})
+    assert first.status_code == 200
+    sums = unmask(first.content, "block/0/missing", side)
+    assert sums["missing_ctc"].shape == (3, 6)  # the upper triangle of 3 x 3
+    assert client.post(url, json={"variants": [0, 5, 999]}).content == first.content
+    other = client.post(url, json={"variants": [0, 5]})
+    assert other.status_code == 400
+    assert "already sent for another selection; masks are used once" in other.json()["detail"]
+    for bad in ([5, 0], [1000], [3, 3]):
+        refused = client.post(f"/jobs/{job_id}/results/block/1/missing", json={"variants": bad})
+        assert refused.status_code in (400, 409), bad
+    client.post(f"/jobs/{job_id}/cancel")
+
+
+def test_node__unfetched_blocks_hold_the_job_back(client: TestClient, peer: Peer) -> None:
+    job = masked_job(client, peer)[0].json()
     not_yet = client.get(f"/jobs/{job['id']}/results/block/5?wait=1")
     assert not_yet.status_code == 409
     assert client.get(f"/jobs/{job['id']}").json()["blocks_done"] == 2  # buffered_blocks
@@ -131,12 +168,12 @@ def test_node__unfetched_blocks_hold_the_job_back(client: TestClient) -> None:
     assert cancelled["state"] == "CANCELED"
 
 
-def test_node__refusals_name_what_is_wrong(client: TestClient) -> None:
+def test_node__refusals_name_what_is_wrong(client: TestClient, peer: Peer) -> None:
     unknown = client.get("/jobs/0123456789abcdef")
     assert unknown.status_code == 404
     assert unknown.json()["detail"] == "no job 0123456789abcdef on this node"
     bad_column = {**JOB, "parameters": {**JOB["parameters"], "phenotype": "hdl"}}  # type: ignore[dict-item]
-    response = client.post("/jobs", json=bad_column)
+    response = masked_job(client, peer, bad_column)[0]
     assert response.status_code == 422
     assert response.json()["detail"] == (
         "column 'hdl' is not in the phenotype table; available: ldl, t2d, age, sex"
@@ -163,8 +200,8 @@ def test_node__computations_need_a_passport_for_this_dataset(
     assert "expired" in response.json()["detail"]
 
 
-def test_node__jobs_belong_to_their_user(client: TestClient, issuer: Issuer) -> None:
-    job = client.post("/jobs", json=JOB).json()
+def test_node__jobs_belong_to_their_user(client: TestClient, peer: Peer, issuer: Issuer) -> None:
+    job = masked_job(client, peer)[0].json()
     mallory = {"Authorization": f"Bearer {passport_for(issuer, 'genofed:EE', user='mallory')}"}
     assert client.get(f"/jobs/{job['id']}", headers=mallory).status_code == 404
     assert client.get(f"/jobs/{job['id']}/results/null", headers=mallory).status_code == 404
@@ -172,11 +209,13 @@ def test_node__jobs_belong_to_their_user(client: TestClient, issuer: Issuer) -> 
 
 
 def test_node__every_request_is_audited_refusals_included(
-    client: TestClient, issuer: Issuer
+    client: TestClient, peer: Peer, issuer: Issuer
 ) -> None:
     other = {"Authorization": f"Bearer {passport_for(issuer, 'genofed:CZ')}"}
     assert client.post("/jobs", json=JOB, headers=other).status_code == 403
-    assert client.post("/jobs", json=JOB).status_code == 201
+    submitted = masked_job(client, peer)[0]
+    assert submitted.status_code == 201
+    body = json.loads(submitted.request.content)
     settings = client.app.state.settings  # type: ignore[attr-defined]
     config = settings.node.state_dir / "node.toml"
     with open_audit_log(settings.node.state_dir / "audit.sqlite3") as log:
@@ -189,5 +228,10 @@ def test_node__every_request_is_audited_refusals_included(
     )
     allowed = [r for r in records if r.decision == "allowed" and r.computation == "linear-gwas/1"]
     assert allowed[-1].user == "alice@example.org"
-    assert allowed[-1].parameters_sha256 == parameters_hash(JOB["parameters"])  # type: ignore[arg-type]
+    assert allowed[-1].parameters_sha256 == parameters_hash(
+        {"parameters": body["parameters"], "aggregation": body["aggregation"]}
+    )
+    keys = [r for r in records if r.computation == "study-key"]
+    assert keys[-1].decision == "allowed"
+    assert keys[-1].user == "alice@example.org"
     assert main(["node", "audit", str(config), "--verify"]) == 0

@@ -26,7 +26,7 @@ from genofed.cli._console import (
 from genofed.cli.simulate import add_simulation_options, simulate_from_args
 from genofed.coordinator import create_federation, run_linear_gwas
 from genofed.node.local import LocalNodes, free_port
-from genofed.node.setup import init_node
+from genofed.node.setup import init_node, trust_peers
 from genofed.report import manhattan_plot, qq_plot
 
 
@@ -56,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     _say(f"1/4 simulating {args.countries} in {args.out}/ ...")
     simulation = simulate_from_args(args)
     out = simulation.out
-    _say("2/4 configuring one node per country (TLS, trusted passport issuer) ...")
+    _say(
+        "2/4 configuring one node per country (TLS, passport issuer, secure-aggregation peers) ..."
+    )
     issuer = init_issuer(out / "aai", force=True)
     configs, cards = [], []
     for country in simulation.countries:
@@ -70,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         )
         configs.append(init.config)
         cards.append(init.card)
+    for config in configs:
+        trust_peers(config, cards)
     federation = create_federation(cards, out / "federation.toml")
     grants = [f"genofed:{country.code}" for country in simulation.countries]
     passport = issue_passport(issuer.directory, user="researcher@genofed.demo", grants=grants)

@@ -10,7 +10,7 @@ from typing import Any
 from genofed.cli._console import print_json
 from genofed.cli.audit import add_audit_command
 from genofed.node.serve import serve
-from genofed.node.setup import init_node
+from genofed.node.setup import init_node, trust_peers
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -56,7 +56,28 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "--insecure", action="store_true", help="allow plain HTTP when node.toml has no [tls]"
     )
     serve_parser.set_defaults(run=run_serve)
+    trust = actions.add_parser(
+        "trust",
+        parents=[common],
+        help="add other nodes' public cards as peers for secure aggregation",
+        description="Copy the public cards of the nodes this node may mask its sums with "
+        "into its [aggregation] peers directory. The node accepts study keys signed by "
+        "these cards' identity keys only; restart it to load them.",
+    )
+    trust.add_argument("config", type=Path, help="this node's node.toml")
+    trust.add_argument("cards", nargs="+", type=Path, help="peers' public.toml files")
+    trust.set_defaults(run=run_trust)
     add_audit_command(actions, common)
+
+
+def run_trust(args: argparse.Namespace) -> int:
+    """Add peers and list them."""
+    names = trust_peers(args.config, args.cards)
+    if args.format == "json":
+        print_json({"config": str(args.config), "peers": names})
+    else:
+        print(f"{args.config}: trusts {', '.join(names) or 'no new peers'} for secure aggregation")
+    return 0
 
 
 def run_init(args: argparse.Namespace) -> int:

@@ -21,7 +21,10 @@ from genofed.protocol.messages import (
     DatasetDescription,
     JobRequest,
     JobStatus,
+    MissingSelection,
     ServiceInfo,
+    SignedKey,
+    StudyKeyRequest,
 )
 from genofed.protocol.tls import pinned_context
 
@@ -68,6 +71,17 @@ class NodeClient:
     def variants(self) -> dict[str, npt.NDArray[np.generic]]:
         """Fetch the node's variant list."""
         return self._arrays(self._call("GET", "/dataset/variants"))
+
+    def study_key(self, study_id: str) -> SignedKey:
+        """Ask for the node's signed key for a study."""
+        body = StudyKeyRequest(study_id=study_id).model_dump(mode="json")
+        return self._model(SignedKey, self._call("POST", "/studies", json=body))
+
+    def missing(self, job_id: str, index: int, variants: list[int]) -> bytes:
+        """Fetch block ``index``'s masked missing-call sums of the selected variants."""
+        body = MissingSelection(variants=variants).model_dump(mode="json")
+        path = f"/jobs/{job_id}/results/block/{index}/missing"
+        return self._call("POST", path, json=body).content
 
     def submit(self, request: JobRequest) -> JobStatus:
         """Queue a job."""
@@ -124,6 +138,8 @@ class NodeClient:
             raise InputError(f"node {self.name} refused the request: {detail}")
         if family == "DisclosureError":
             raise DisclosureError(detail)
+        if family == "ProtocolError":
+            raise ProtocolError(f"node {self.name} refused the request: {detail}")
         if family == "AuthError":
             raise AuthError(
                 f"node {self.name} refused access: {detail}", status=response.status_code

@@ -17,8 +17,9 @@ from genofed.node.auth import PassportVerifier
 from genofed.node.dataset import NodeDataset
 from genofed.node.disclosure import DisclosureLedger
 from genofed.node.jobs import JobManager, NotReady, UnknownJob
-from genofed.node.routes import info, jobs
+from genofed.node.routes import info, jobs, studies
 from genofed.node.settings import NodeSettings
+from genofed.node.studies import StudyKeys
 from genofed.protocol.messages import API_PREFIX, FAMILIES
 
 __all__ = ["create_app"]
@@ -42,7 +43,7 @@ def create_app(settings: NodeSettings, dataset: NodeDataset | None = None) -> Fa
     ledger = DisclosureLedger(
         state / "disclosure.sqlite3", settings.disclosure, node=settings.node.name
     )
-    manager = JobManager(data, settings.compute, ledger)
+    manager = JobManager(data, settings.compute, ledger, StudyKeys.from_settings(settings))
     audit = open_audit_log(settings.audit.database or state / "audit.sqlite3")
     verifier = PassportVerifier(
         settings.access.trusted_issuers, clock_skew=settings.access.clock_skew
@@ -71,6 +72,7 @@ def create_app(settings: NodeSettings, dataset: NodeDataset | None = None) -> Fa
     app.state.settings, app.state.dataset, app.state.jobs = settings, data, manager
     app.state.verifier = verifier
     app.include_router(info.router, prefix=API_PREFIX)
+    app.include_router(studies.router, prefix=API_PREFIX)
     app.include_router(jobs.router, prefix=API_PREFIX)
 
     @app.middleware("http")

@@ -10,8 +10,9 @@ from genofed.node.auth import PassportVerifier, Principal, bearer_token
 from genofed.node.dataset import NodeDataset
 from genofed.node.jobs import JobManager
 from genofed.node.settings import NodeSettings
+from genofed.node.studies import StudyKeys
 
-__all__ = ["Caller", "Dataset", "Jobs", "Settings"]
+__all__ = ["Caller", "Dataset", "Jobs", "Settings", "Studies"]
 
 
 def _settings(request: Request) -> NodeSettings:
@@ -29,6 +30,11 @@ def _jobs(request: Request) -> JobManager:
     return jobs
 
 
+def _studies(request: Request) -> StudyKeys:
+    studies: StudyKeys = request.app.state.jobs.studies
+    return studies
+
+
 def _caller(request: Request) -> Principal:
     """Verify the request's passport for this node's dataset; 401 or 403 otherwise."""
     settings: NodeSettings = request.app.state.settings
@@ -43,3 +49,4 @@ Settings = Annotated[NodeSettings, Depends(_settings)]
 Caller = Annotated[Principal, Depends(_caller)]
 Dataset = Annotated[NodeDataset, Depends(_dataset)]
 Jobs = Annotated[JobManager, Depends(_jobs)]
+Studies = Annotated[StudyKeys, Depends(_studies)]

@@ -4,10 +4,16 @@ A job's result blocks are computed in order on a worker thread. The node
 keeps at most ``buffered_blocks`` blocks the coordinator has not fetched
 yet, and fetching block ``i`` releases every block before it, so a node's
 memory is bounded by the block size whatever the cohort size.
+
+Every result part leaves the node masked for the job's round of secure
+aggregation, and each part is masked once: asking again returns the same
+bytes, and asking for a block's missing-call sums with another selection
+is refused.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 import threading
@@ -17,12 +23,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
-from genofed.errors import GenofedError
-from genofed.kernels.linreg import local_null_sums
+import numpy as np
+
+from genofed.errors import GenofedError, ProtocolError
+from genofed.kernels.linreg import VariantSums, local_null_sums
 from genofed.node.dataset import LinearInputs, NodeDataset
 from genofed.node.disclosure import DisclosureLedger
 from genofed.node.settings import ComputeSection
-from genofed.protocol.linreg import encode_null_sums, encode_variant_sums
+from genofed.node.studies import StudyKeys
+from genofed.protocol.aggregation import MaskedRound
+from genofed.protocol.linreg import block_arrays, missing_arrays, null_arrays
 from genofed.protocol.messages import JobRequest, JobState, JobStatus
 
 __all__ = ["JobManager", "NotReady", "UnknownJob"]
@@ -46,12 +56,15 @@ class _Job:
     user: str
     request: JobRequest
     inputs: LinearInputs
+    masking: MaskedRound
     blocks_total: int
     state: JobState = JobState.QUEUED
     blocks_done: int = 0
     released: int = 0  # blocks below this index were fetched and dropped
     error: str | None = None
     results: dict[str, bytes] = field(default_factory=dict)
+    sums: dict[int, VariantSums] = field(default_factory=dict)  # unreleased, for missing parts
+    selections: dict[int, tuple[int, ...]] = field(default_factory=dict)
     cancelled: bool = False
     changed: threading.Condition = field(default_factory=threading.Condition)
 
@@ -72,11 +85,16 @@ class JobManager:
     """Run catalogue jobs on a thread pool and hold their results until fetched."""
 
     def __init__(
-        self, dataset: NodeDataset, compute: ComputeSection, ledger: DisclosureLedger
+        self,
+        dataset: NodeDataset,
+        compute: ComputeSection,
+        ledger: DisclosureLedger,
+        studies: StudyKeys,
     ) -> None:
         self.dataset = dataset
         self.compute = compute
         self.ledger = ledger
+        self.studies = studies
         self._jobs: OrderedDict[str, _Job] = OrderedDict()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(compute.max_running_jobs, thread_name_prefix="job")
@@ -90,19 +108,26 @@ class JobManager:
             If the parameters do not fit this node's data.
         DisclosureError
             If a disclosure rule refuses the job for this user.
+        ProtocolError
+            If the job's secure aggregation is refused (see :class:`StudyKeys`).
         """
         parameters = request.parameters
         inputs = self.dataset.linear_inputs(parameters.phenotype, parameters.covariates)
+        masking = self.studies.admit(request.aggregation, user=user)
         self.ledger.admit(user, inputs.included)
         n_variants = len(self.dataset.variants)
         blocks = -(-n_variants // parameters.block_size)
-        job = _Job(secrets.token_hex(8), user, request, inputs, blocks)
+        job = _Job(secrets.token_hex(8), user, request, inputs, masking, blocks)
         with self._lock:
             self._forget_old_jobs()
             self._jobs[job.id] = job
         logger.info(
             "job %s queued for %s: linear-gwas of %r on %d samples, covariates %s, %d blocks",
             job.id, user, parameters.phenotype, inputs.samples, parameters.covariates, blocks,
+        )  # fmt: skip
+        logger.info(
+            "job %s masks for study %s round %r with %s",
+            job.id, masking.study_id, masking.round_label, ", ".join(masking.participants),
         )  # fmt: skip
         self._pool.submit(self._run, job)
         return job.status()
@@ -138,9 +163,56 @@ class JobManager:
             if index is not None and index > job.released:
                 for old in range(job.released, index):
                     job.results.pop(f"block/{old}", None)
+                    job.results.pop(f"block/{old}/missing", None)
+                    job.sums.pop(old, None)
                 job.released = index
                 job.changed.notify_all()
             return job.results[part]
+
+    def missing(self, job_id: str, index: int, variants: list[int], *, user: str) -> bytes:
+        """Return block ``index``'s missing-call sums of the ``variants`` (indices within it).
+
+        The coordinator fetches ``block/<index>`` first. A block's missing
+        part is masked once: the same selection again gets the same bytes.
+
+        Raises
+        ------
+        UnknownJob
+            If the job or block does not exist or was released.
+        NotReady
+            If the block is not computed yet.
+        ProtocolError
+            If the selection is not increasing within the block, or differs
+            from the one already answered.
+        """
+        job = self._job(job_id, user)
+        self._block_index(job, f"block/{index}")
+        block_size = job.request.parameters.block_size
+        width = min(block_size, len(self.dataset.variants) - index * block_size)
+        selection = tuple(variants)
+        if any(b <= a for a, b in itertools.pairwise(selection)) or selection[-1] >= width:
+            raise ProtocolError(
+                f"the selection must be increasing indices below {width}, the block's width"
+            )
+        part = f"block/{index}/missing"
+        with job.changed:
+            if index < job.released:
+                raise UnknownJob(f"block {index} of job {job_id} was already fetched and released")
+            if index >= job.blocks_done or job.state in _TERMINAL - {JobState.COMPLETE}:
+                raise NotReady(f"block {index} of job {job_id} is not ready")
+            if part in job.results:
+                if job.selections[index] != selection:
+                    raise ProtocolError(
+                        f"{part} of job {job_id} was already sent for another selection; "
+                        "masks are used once"
+                    )
+                return job.results[part]
+            rows = np.asarray(selection, dtype=np.intp)
+            k = job.inputs.covariates.shape[1]
+            arrays = missing_arrays(job.sums.get(index), rows, k=k)
+            payload = job.masking.encode(part, arrays)
+            job.results[part], job.selections[index] = payload, selection
+            return payload
 
     def cancel(self, job_id: str, *, user: str | None = None) -> JobStatus:
         """Stop a job (one of ``user``'s, unless None); its results are dropped."""
@@ -150,6 +222,7 @@ class JobManager:
             if job.state not in _TERMINAL:
                 job.state = JobState.CANCELED
             job.results.clear()
+            job.sums.clear()
             job.changed.notify_all()
         return job.status()
 
@@ -199,9 +272,9 @@ class JobManager:
             if job.cancelled:
                 return
             job.state = JobState.RUNNING
-        rows = inputs.included
+        rows, masking = inputs.included, job.masking
         null = local_null_sums(inputs.covariates[rows], inputs.phenotype[rows])
-        self._publish(job, "null", encode_null_sums(null))
+        self._publish(job, "null", masking.encode("null", null_arrays(null)))
         design = inputs.design()
         n_variants, window = len(self.dataset.variants), self.compute.buffered_blocks
         for index in range(job.blocks_total):
@@ -211,7 +284,12 @@ class JobManager:
                     return
             start = index * block_size
             sums = self.dataset.variant_sums(design, start, min(start + block_size, n_variants))
-            self._publish(job, f"block/{index}", encode_variant_sums(sums), done=index + 1)
+            part = f"block/{index}"
+            payload = masking.encode(part, block_arrays(sums))
+            with job.changed:
+                if sums.n_missing.any():
+                    job.sums[index] = sums
+            self._publish(job, part, payload, done=index + 1)
         with job.changed:
             if not job.cancelled:
                 job.state = JobState.COMPLETE

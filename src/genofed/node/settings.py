@@ -11,7 +11,7 @@ from genofed._toml import read_toml
 from genofed.errors import InputError
 from genofed.node.disclosure import DisclosureSection
 
-__all__ = ["NodeSettings", "PublicCard", "load_settings", "read_card"]
+__all__ = ["AggregationSection", "NodeSettings", "PublicCard", "load_settings", "read_card"]
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
@@ -69,6 +69,19 @@ class AccessSection(_Section):
     clock_skew: int = Field(default=60, ge=0, le=600)
 
 
+class AggregationSection(_Section):
+    """``[aggregation]``: the peers this node masks its sums with, and how many it needs.
+
+    ``peers`` is a directory of the public cards (``*.toml``) of the nodes
+    this node trusts; their identity keys are the only ones it accepts on
+    study keys. ``min_participants`` of 1 would let a coordinator see this
+    node's own sums.
+    """
+
+    peers: Path | None = None
+    min_participants: int = Field(default=2, ge=1, le=64)
+
+
 class AuditSection(_Section):
     """``[audit]``: where the audit log lives: a SQLite path or a PostgreSQL URL."""
 
@@ -85,6 +98,7 @@ class NodeSettings(_Section):
     data: DataSection
     compute: ComputeSection = ComputeSection()
     disclosure: DisclosureSection = DisclosureSection()
+    aggregation: AggregationSection = AggregationSection()
     audit: AuditSection = AuditSection()
 
     @property
@@ -98,6 +112,8 @@ class NodeSettings(_Section):
         paths = [self.data.bfile, self.data.phenotypes]
         if self.node.identity_key:
             paths.append(self.node.identity_key)
+        if self.aggregation.peers:
+            paths.append(self.aggregation.peers)
         if self.tls:
             paths += [self.tls.certificate, self.tls.key]
         for path in paths:
@@ -143,6 +159,7 @@ def load_settings(path: Path) -> NodeSettings:
         ("node", ("state_dir", "identity_key")),
         ("data", ("bfile", "phenotypes")),
         ("tls", ("certificate", "key")),
+        ("aggregation", ("peers",)),
     )
     for section, keys in sections:
         table = document.get(section)

@@ -11,11 +11,11 @@ from genofed._toml import write_toml
 from genofed.errors import InputError
 from genofed.node.auth import PassportVerifier
 from genofed.node.dataset import NodeDataset
-from genofed.node.settings import NodeSettings
+from genofed.node.settings import NodeSettings, load_settings, read_card
 from genofed.node.tls import create_certificate, is_loopback
-from genofed.protocol.masking import IdentityKey
+from genofed.protocol.masking import IdentityKey, parse_public_key
 
-__all__ = ["NodeInit", "init_node"]
+__all__ = ["NodeInit", "init_node", "trust_peers"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ def init_node(
         "server": {"host": host, "port": port},
         "data": {"bfile": bfile, "phenotypes": phenotypes},
         "access": {"trusted_issuers": [Path(p).resolve() for p in trusted_issuers]},
+        "aggregation": {"peers": out / "peers"},
     }
     if not insecure:
         document["tls"] = {"certificate": out / "tls" / "cert.pem", "key": out / "tls" / "key.pem"}
@@ -96,6 +97,7 @@ def init_node(
     finally:
         dataset.close()
     out.mkdir(parents=True, exist_ok=True)
+    (out / "peers").mkdir(exist_ok=True)
     card: dict[str, str] = {
         "name": name,
         "url": settings.url,
@@ -121,3 +123,46 @@ def init_node(
         comment=f"genofed node {name}: public card, for researchers' federation files",
     )
     return report
+
+
+def trust_peers(config: Path, cards: Sequence[Path]) -> list[str]:
+    """Add other nodes' public cards to this node's peers for secure aggregation.
+
+    Each card is copied to the ``[aggregation] peers`` directory as
+    ``NAME.toml``; the node accepts study keys signed by the identity keys on
+    these cards only. This node's own card is skipped. The node reads its
+    peers when it starts.
+
+    Returns
+    -------
+    list of str
+        The names of the peers added or updated.
+
+    Raises
+    ------
+    InputError
+        If ``config`` has no peers directory, or a card is invalid or has no
+        identity key; nothing is copied then.
+    """
+    settings = load_settings(config)
+    directory = settings.aggregation.peers
+    if directory is None:
+        raise InputError(
+            f'{config} has no peers directory; add peers = "peers" under [aggregation]'
+        )
+    checked = []
+    for path in cards:
+        card = read_card(path)
+        if not card.identity_key:
+            raise InputError(f"{path}: the card of {card.name} has no identity_key to trust")
+        parse_public_key(card.identity_key)
+        if card.name != settings.node.name:
+            checked.append(card)
+    directory.mkdir(parents=True, exist_ok=True)
+    for card in checked:
+        write_toml(
+            directory / f"{card.name}.toml",
+            card.model_dump(exclude_none=True),
+            comment=f"genofed node {card.name}: a peer this node masks its sums with",
+        )
+    return [card.name for card in checked]

@@ -31,7 +31,11 @@ __all__ = [
     "JobState",
     "JobStatus",
     "LinearGwasParameters",
+    "MissingSelection",
+    "SecureAggregation",
     "ServiceInfo",
+    "SignedKey",
+    "StudyKeyRequest",
 ]
 
 API_PREFIX = "/api/v1"
@@ -46,6 +50,14 @@ FAMILIES: tuple[type[GenofedError], ...] = (
 )
 
 ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\s]+$")]
+NodeName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+]
+StudyId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]  # 128 random bits, hex
+RoundLabel = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[!-~]+$")]
+Base64 = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9+/=]+$")
+]
 
 
 class _Message(BaseModel):
@@ -100,12 +112,46 @@ class LinearGwasParameters(_Message):
     block_size: int = Field(ge=1, le=65_536)
 
 
+class StudyKeyRequest(_Message):
+    """Ask a node for its per-study key; the coordinator picks the study id."""
+
+    study_id: StudyId
+
+
+class SignedKey(_Message):
+    """A node's X25519 key for one study, signed with its identity key (base64 fields)."""
+
+    node: NodeName
+    study_id: StudyId
+    public_key: Base64
+    signature: Base64
+
+
+class SecureAggregation(_Message):
+    """Who a job's results are masked for: every participant's signed study key.
+
+    Each ``round`` label is used once per study; a rerun after a dropout
+    takes a new one, so its masks are fresh.
+    """
+
+    study_id: StudyId
+    round: RoundLabel
+    keys: list[SignedKey] = Field(min_length=1, max_length=64)
+
+
 class JobRequest(_Message):
-    """A job from the catalogue: its name, version and parameters."""
+    """A job from the catalogue: its name, version, parameters and masking."""
 
     computation: Literal["linear-gwas"]
     version: Literal[1]
     parameters: LinearGwasParameters
+    aggregation: SecureAggregation
+
+
+class MissingSelection(_Message):
+    """Variants of a block (indices within it) whose missing-call sums are wanted."""
+
+    variants: list[Annotated[int, Field(ge=0, lt=65_536)]] = Field(min_length=1, max_length=65_536)
 
 
 class Computation(_Message):
@@ -125,7 +171,7 @@ CATALOGUE = (
             "Sufficient statistics of a linear-regression GWAS: C'C, C'y, y'y and n once, "
             "then C'g, g'g and g'y per variant with the missing-call samples' own sums."
         ),
-        results=["null", "block/{index}"],
+        results=["null", "block/{index}", "block/{index}/missing"],
     ),
 )
 

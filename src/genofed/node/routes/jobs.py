@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from genofed.node.deps import Caller, Jobs
 from genofed.protocol.codec import ARRAY_MEDIA_TYPE
-from genofed.protocol.messages import JobRequest, JobStatus
+from genofed.protocol.messages import JobRequest, JobStatus, MissingSelection
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -19,7 +19,7 @@ MAX_WAIT_SECONDS = 30.0
 def submit(request: JobRequest, jobs: Jobs, caller: Caller, http: Request) -> JobStatus:
     """Queue a catalogue computation for the passport's user."""
     http.state.computation = f"{request.computation}/{request.version}"
-    http.state.parameters = request.parameters.model_dump(mode="json")
+    http.state.parameters = request.model_dump(mode="json", include={"parameters", "aggregation"})
     return jobs.submit(request, user=caller.user)
 
 
@@ -43,6 +43,21 @@ def result(
     return Response(
         payload, media_type=ARRAY_MEDIA_TYPE, headers={"Genofed-Blocks-Done": str(blocks_done)}
     )
+
+
+@router.post("/{job_id}/results/block/{index}/missing", response_class=Response)
+def missing(
+    job_id: str,
+    index: Annotated[int, Path(ge=0)],
+    selection: MissingSelection,
+    jobs: Jobs,
+    caller: Caller,
+    http: Request,
+) -> Response:
+    """Fetch block ``index``'s missing-call sums for the selected variants (once per block)."""
+    http.state.parameters = selection.model_dump(mode="json")
+    payload = jobs.missing(job_id, index, selection.variants, user=caller.user)
+    return Response(payload, media_type=ARRAY_MEDIA_TYPE)
 
 
 @router.post("/{job_id}/cancel")

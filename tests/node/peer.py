@@ -1,0 +1,97 @@
+"""A second participant played by a test, so one in-process node can run masked jobs.
+
+The test holds the peer's identity and study keys: it asks the node for its
+study key, signs its own, submits the job, and unmasks a result part by
+adding its own masked zeros, just as a coordinator would add a real peer's
+masked sums.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+from fastapi.testclient import TestClient
+
+from genofed._toml import write_toml
+from genofed.protocol.aggregation import MaskedRound, sum_masked
+from genofed.protocol.codec import decode_arrays
+from genofed.protocol.masking import IdentityKey, StudyKey, rings_from_arrays, sign_study_key
+
+JOB: dict[str, Any] = {
+    "computation": "linear-gwas",
+    "version": 1,
+    "parameters": {"phenotype": "ldl", "covariates": ["age", "sex"], "block_size": 1000},
+}
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A participant whose identity key the node trusts through its card."""
+
+    name: str
+    identity: IdentityKey
+    card: Path
+
+
+def make_peer(directory: Path, name: str = "peer") -> Peer:
+    """Write a public card for a new peer identity into ``directory``."""
+    identity = IdentityKey.generate()
+    card = directory / f"{name}.public.toml"
+    write_toml(
+        card,
+        {
+            "name": name,
+            "url": "https://peer.invalid",
+            "dataset_id": f"genofed:{name}",
+            "identity_key": identity.public_text(),
+        },
+    )
+    return Peer(name, identity, card)
+
+
+def masked_job(
+    client: TestClient,
+    peer: Peer,
+    job: dict[str, Any] = JOB,
+    *,
+    study_id: str | None = None,
+    round_label: str = "round-1",
+    signer: IdentityKey | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[httpx.Response, MaskedRound]:
+    """Submit ``job`` masked for the node and ``peer``; return the response and the peer's side.
+
+    ``signer`` signs the peer's study key in its place (a substituted key).
+    """
+    study = study_id or secrets.token_hex(16)
+    answer = client.post("/studies", json={"study_id": study}, headers=headers)
+    answer.raise_for_status()
+    node_key = answer.json()
+    study_key = StudyKey.generate()
+    peer_key = sign_study_key(
+        signer or peer.identity, study_key, study_id=study, node=peer.name
+    ).to_dict()
+    aggregation = {"study_id": study, "round": round_label, "keys": [node_key, peer_key]}
+    response = client.post("/jobs", json={**job, "aggregation": aggregation}, headers=headers)
+    peers = {
+        node_key["node"]: base64.b64decode(node_key["public_key"]),
+        peer.name: study_key.public_bytes(),
+    }
+    return response, MaskedRound(peer.name, study_key, peers, study, round_label)
+
+
+def unmask(payload: bytes, part: str, peer: MaskedRound) -> dict[str, npt.NDArray[np.float64]]:
+    """Add the peer's masked zeros to the node's masked part: the node's own sums."""
+    rings = rings_from_arrays(decode_arrays(payload))
+    zeros = {
+        name: np.zeros(ring.shape, dtype=np.int64 if ring.fraction_bits == 0 else np.float64)
+        for name, ring in rings.items()
+    }
+    return sum_masked({"node": payload, peer.me: peer.encode(part, zeros)})
