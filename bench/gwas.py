@@ -28,7 +28,7 @@ from genofed.aai import init_issuer, issue_passport
 from genofed.coordinator import create_federation, run_linear_gwas
 from genofed.io import write_phenotype_table
 from genofed.node.local import LocalNodes, free_port
-from genofed.node.setup import init_node
+from genofed.node.setup import init_node, trust_peers
 
 
 def write_data(
@@ -112,6 +112,8 @@ def run(args: argparse.Namespace, missing: float, workdir: Path) -> None:
         )
         cards.append(init.card)
         configs.append(init.config)
+    for config in configs:
+        trust_peers(config, cards)
     federation = create_federation(cards, out / "federation.toml")
     grants = [f"genofed:{d.name}" for d in node_dirs]
     passport = issue_passport(issuer.directory, user="bench@genofed.test", grants=grants)

@@ -32,3 +32,5 @@ def test_cli_demo__runs_the_federated_gwas_end_to_end(
     for code in ("CZ", "EE", "PT"):
         log = (out / "nodes" / code / "node.log").read_text()
         assert f"node {code} stopped (SIGTERM)" in log
+        assert "round 'round-1' with CZ, EE, PT" in log  # masked for all three
+    assert gwas["dropped_nodes"] == []

@@ -106,6 +106,7 @@ def gwas_record(study: LinearGwas) -> dict[str, Any]:
         "metadata": str(study.metadata),
         "variants": len(study.table),
         "samples_per_node": study.samples_per_node,
+        "dropped_nodes": list(study.dropped),
         "lambda_gc": study.lambda_gc,
         "seconds": study.seconds,
         "top_hits": [
@@ -121,12 +122,20 @@ def gwas_report(study: LinearGwas) -> str:
     """Format the per-node sample counts, lambda GC and the top hits."""
     tested = int((~np.isnan(study.table.p_value)).sum())
     counts = ", ".join(f"{name} {n:,}" for name, n in study.samples_per_node.items())
+    dropped = (
+        [f"dropped out and left out of the results: {', '.join(study.dropped)}"]
+        if study.dropped
+        else []
+    )
     return "\n".join(
         [
             f"GWAS of {len(study.table):,} variants ({tested:,} tested) over "
             f"{sum(study.samples_per_node.values()):,} samples at "
             f"{len(study.samples_per_node)} nodes in {study.seconds:.1f} s",
             f"samples per node: {counts}",
+            *dropped,
+            f"secure aggregation: the coordinator saw only the masked sums of all "
+            f"{len(study.samples_per_node)} nodes",
             f"lambda GC: {study.lambda_gc:.3f}",
             "",
             "top hits:",

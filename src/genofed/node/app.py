@@ -83,7 +83,7 @@ def create_app(settings: NodeSettings, dataset: NodeDataset | None = None) -> Fa
         if not request.url.path.startswith(API_PREFIX):
             return response
         route = request.scope.get("route")
-        refused = response.status_code >= 400
+        refused = getattr(request.state, "refused", response.status_code >= 400)
         reason = getattr(request.state, "reason", None)
         event = AuditEvent(
             user=getattr(request.state, "user", None),
@@ -107,6 +107,7 @@ def create_app(settings: NodeSettings, dataset: NodeDataset | None = None) -> Fa
     @app.exception_handler(GenofedError)
     async def genofed_error(request: Request, exc: GenofedError) -> JSONResponse:
         request.state.reason = str(exc)
+        request.state.refused = not isinstance(exc, NotReady)  # a long poll that timed out
         code = next((c for family, c in _STATUS if isinstance(exc, family)), 500)
         if isinstance(exc, AuthError):
             code = exc.status
