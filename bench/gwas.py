@@ -1,8 +1,8 @@
 """Federated linear GWAS against ``plink2 --glm`` on the pooled files, same data, same run.
 
 Usage: python bench/gwas.py [--samples 20000] [--variants 100000] [--nodes 3]
-                            [--covariates 10] [--missing 0,0.01] [--workdir DIR]
-                            [--keep] [--skip-plink]
+                            [--node-sizes 60000,1000] [--covariates 10]
+                            [--missing 0,0.01] [--workdir DIR] [--keep] [--skip-plink]
 
 For each missing-call rate the script writes synthetic genotypes (split over
 ``--nodes`` node file sets plus the pooled set), starts the nodes as real
@@ -27,17 +27,17 @@ from _synthetic import pack_codes, random_codes  # bench/ is the script's direct
 from genofed.aai import init_issuer, issue_passport
 from genofed.coordinator import create_federation, run_linear_gwas
 from genofed.io import write_phenotype_table
+from genofed.node.audit import open_audit_log
 from genofed.node.local import LocalNodes, free_port
 from genofed.node.setup import init_node, trust_peers
 
 
 def write_data(
-    out: Path, *, samples: int, variants: int, nodes: int, covariates: int, missing: float
+    out: Path, *, sizes: list[int], variants: int, covariates: int, missing: float
 ) -> tuple[Path, list[Path]]:
     """Write node file sets and the pooled set; return the pooled prefix and node dirs."""
     rng = np.random.default_rng(1)
-    sizes = np.full(nodes, samples // nodes)
-    sizes[: samples % nodes] += 1
+    samples, nodes = sum(sizes), len(sizes)
     bounds = np.concatenate([[0], np.cumsum(sizes)])
     prefixes = [out / f"node{i + 1}" / "genotypes" for i in range(nodes)] + [out / "pooled" / "g"]
     ranges = [(bounds[i], bounds[i + 1]) for i in range(nodes)] + [(0, samples)]
@@ -81,6 +81,16 @@ def write_data(
     return prefixes[-1], [p.parent for p in prefixes[:-1]]
 
 
+def node_sizes(args: argparse.Namespace) -> list[int]:
+    """Samples per node: ``--node-sizes``, or ``--samples`` split evenly over ``--nodes``."""
+    if args.node_sizes:
+        return [int(size) for size in args.node_sizes.split(",")]
+    sizes = [args.samples // args.nodes] * args.nodes
+    for i in range(args.samples % args.nodes):
+        sizes[i] += 1
+    return sizes
+
+
 def peak_rss_gb(pid: int) -> float:
     """The process's peak resident set size so far (VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -94,8 +104,8 @@ def run(args: argparse.Namespace, missing: float, workdir: Path) -> None:
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
     pooled, node_dirs = write_data(
-        out, samples=args.samples, variants=args.variants, nodes=args.nodes,
-        covariates=args.covariates, missing=missing,
+        out, sizes=node_sizes(args), variants=args.variants, covariates=args.covariates,
+        missing=missing,
     )  # fmt: skip
     print(f"  data written in {time.perf_counter() - started:.0f} s", flush=True)
     covariates = [f"c{i + 1}" for i in range(args.covariates)]
@@ -137,10 +147,16 @@ def run(args: argparse.Namespace, missing: float, workdir: Path) -> None:
         plink_s = time.perf_counter() - started
         plink = f"plink2 {plink_s:.2f} s, ratio {genofed_s / plink_s:.2f}"
     tested = int((~np.isnan(study.table.p_value)).sum())
+    sent = {}
+    for directory in node_dirs:
+        with open_audit_log(directory / "node" / "audit.sqlite3") as log:
+            sent[directory.name] = sum(r.bytes_returned for r in log.records()) / 1e6
     print(
         f"  missing calls {missing:.0%}: genofed {genofed_s:.2f} s, {plink} "
         f"({tested:,} variants tested)\n"
-        f"  node peak RSS: " + ", ".join(f"{n} {gb:.2f} GB" for n, gb in rss.items()),
+        f"  node peak RSS: " + ", ".join(f"{n} {gb:.2f} GB" for n, gb in rss.items()) + "\n"
+        "  sent by each node (audit log): "
+        + ", ".join(f"{n} {mb:.1f} MB" for n, mb in sent.items()),
         flush=True,
     )
     if not args.keep:
@@ -152,6 +168,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20_000)
     parser.add_argument("--variants", type=int, default=100_000)
     parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--node-sizes", help="samples per node, e.g. 60000,1000 (overrides both)")
     parser.add_argument("--covariates", type=int, default=10)
     parser.add_argument("--missing", default="0,0.01", help="comma-separated missing-call rates")
     parser.add_argument("--workdir", type=Path)
@@ -160,7 +177,7 @@ def main() -> None:
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="genofed-bench-"))
     print(
-        f"cores: {len(os.sched_getaffinity(0))}; {args.nodes} nodes, {args.samples:,} samples x "
+        f"cores: {len(os.sched_getaffinity(0))}; nodes of {node_sizes(args)} samples x "
         f"{args.variants:,} variants, {args.covariates} covariates",
         flush=True,
     )

@@ -46,11 +46,13 @@ class AuthError(GenofedError):
 
     ``status`` is the HTTP status a node answers with: 401 for a missing or
     invalid passport, 403 for a valid one without a grant for the dataset.
+    ``user`` is the subject of a passport whose signature verified, if any.
     """
 
-    def __init__(self, message: str, *, status: int = 401) -> None:
+    def __init__(self, message: str, *, status: int = 401, user: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.user = user
 
 
 class DisclosureError(GenofedError):

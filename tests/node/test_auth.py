@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import hmac
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from genofed.aai import Issuer, init_issuer, issue_passport
 from genofed.errors import AuthError, InputError
 from genofed.node.auth import PassportVerifier, bearer_token
+from tests.node.tokens import b64url, private_key, segments
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 T = int(NOW.timestamp())
@@ -41,18 +41,6 @@ def stranger(tmp_path_factory: pytest.TempPathFactory) -> Issuer:
 @pytest.fixture(scope="module")
 def verifier(issuer: Issuer) -> PassportVerifier:
     return PassportVerifier([issuer.jwks])
-
-
-def _key(path: Path) -> Any:
-    return serialization.load_pem_private_key(path.read_bytes(), password=None)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _segments(header: dict[str, Any], claims: dict[str, Any]) -> str:
-    return f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
 
 
 def _visa(
@@ -84,7 +72,9 @@ def _visa(
         "ga4gh_visa_v1": {name: v for name, v in content.items() if v is not None},
     }
     headers = {"typ": "vnd.ga4gh.visa+jwt", "kid": kid or issuer.visa_kid}
-    return jwt.encode(claims, key or _key(issuer.visa_key), algorithm="ES256", headers=headers)
+    return jwt.encode(
+        claims, key or private_key(issuer.visa_key), algorithm="ES256", headers=headers
+    )
 
 
 def _claims(issuer: Issuer, visas: list[str], **claims: Any) -> dict[str, Any]:
@@ -110,7 +100,7 @@ def _passport(
 ) -> str:
     return jwt.encode(
         _claims(issuer, visas, **claims),
-        key or _key(issuer.broker_key),
+        key or private_key(issuer.broker_key),
         algorithm="ES256",
         headers={"typ": typ, "kid": kid or issuer.broker_kid},
     )
@@ -178,7 +168,7 @@ def test_verify__ignores_visas_the_request_does_not_need(
                 "by": "so",
             },
         },
-        _key(stranger.visa_key),
+        private_key(stranger.visa_key),
         algorithm="ES256",
         headers={"kid": stranger.visa_kid},
     )
@@ -255,7 +245,7 @@ def test_verify__checks_the_audience_when_the_passport_names_one(issuer: Issuer)
 def test_verify__refuses_a_forged_signature(
     issuer: Issuer, stranger: Issuer, verifier: PassportVerifier
 ) -> None:
-    forged = _passport(issuer, [_visa(issuer)], key=_key(stranger.broker_key))
+    forged = _passport(issuer, [_visa(issuer)], key=private_key(stranger.broker_key))
     error = _refusal(verifier, forged)
     assert error.status == 401
     assert "passport has an invalid signature for key" in str(error)
@@ -263,7 +253,7 @@ def test_verify__refuses_a_forged_signature(
 
 def test_verify__refuses_algorithm_none(issuer: Issuer, verifier: PassportVerifier) -> None:
     header = {"alg": "none", "typ": PASSPORT_TYPE, "kid": issuer.broker_kid}
-    unsigned = _segments(header, _claims(issuer, [_visa(issuer)])) + "."
+    unsigned = segments(header, _claims(issuer, [_visa(issuer)])) + "."
     with pytest.raises(AuthError, match="passport algorithm 'none' is not allowed") as caught:
         verifier.verify(unsigned, DATASET, now=NOW)
     assert caught.value.status == 401
@@ -272,15 +262,15 @@ def test_verify__refuses_algorithm_none(issuer: Issuer, verifier: PassportVerifi
 def test_verify__refuses_hs256_keyed_with_the_public_key(
     issuer: Issuer, verifier: PassportVerifier
 ) -> None:
-    public = _key(issuer.broker_key).public_key()
+    public = private_key(issuer.broker_key).public_key()
     secret = public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     header = {"alg": "HS256", "typ": PASSPORT_TYPE, "kid": issuer.broker_kid}
-    signing_input = _segments(header, _claims(issuer, [_visa(issuer)]))
+    signing_input = segments(header, _claims(issuer, [_visa(issuer)]))
     mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     with pytest.raises(AuthError, match="passport algorithm 'HS256' is not allowed") as caught:
-        verifier.verify(f"{signing_input}.{_b64(mac)}", DATASET, now=NOW)
+        verifier.verify(f"{signing_input}.{b64url(mac)}", DATASET, now=NOW)
     assert caught.value.status == 401
 
 
@@ -376,7 +366,7 @@ def test_verify__refuses_a_visa_from_an_untrusted_issuer_in_a_trusted_passport(
 def test_verify__refuses_a_visa_forged_in_a_trusted_issuers_name(
     issuer: Issuer, stranger: Issuer, verifier: PassportVerifier
 ) -> None:
-    token = _passport(issuer, [_visa(issuer, key=_key(stranger.visa_key))])
+    token = _passport(issuer, [_visa(issuer, key=private_key(stranger.visa_key))])
     with pytest.raises(AuthError, match="visa for dataset 'genofed:EE' has an invalid signature"):
         verifier.verify(token, DATASET, now=NOW)
 
@@ -423,7 +413,7 @@ def test_verify__refuses_critical_header_extensions(
 ) -> None:
     token = jwt.encode(
         _claims(issuer, [_visa(issuer)]),
-        _key(issuer.broker_key),
+        private_key(issuer.broker_key),
         algorithm="ES256",
         headers={"typ": PASSPORT_TYPE, "kid": issuer.broker_kid, "crit": ["exp"], "exp": 1},
     )
@@ -434,7 +424,7 @@ def test_verify__refuses_critical_header_extensions(
 def test_verify__messages_never_repeat_the_token(
     issuer: Issuer, stranger: Issuer, verifier: PassportVerifier
 ) -> None:
-    forged = _passport(issuer, [_visa(issuer)], key=_key(stranger.broker_key))
+    forged = _passport(issuer, [_visa(issuer)], key=private_key(stranger.broker_key))
     message = str(_refusal(verifier, forged))
     assert all(part not in message for part in forged.split("."))
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from genofed._version import __version__
 from genofed.errors import AuthError, DisclosureError, GenofedError, InputError, ProtocolError
@@ -34,6 +36,19 @@ _STATUS = (
     (ProtocolError, 400),
     (DisclosureError, 403),
 )
+
+
+class UnprocessableBody(BaseModel):
+    """A 422 body: FastAPI's list of validation problems, or an InputError and its family."""
+
+    detail: str | list[dict[str, Any]]
+    family: str | None = None
+
+
+# FastAPI documents 422 as its validation body only; an InputError is a 422 with a message.
+_UNPROCESSABLE: dict[int | str, dict[str, Any]] = {
+    422: {"model": UnprocessableBody, "description": "Validation Error"}
+}
 
 
 def create_app(settings: NodeSettings, dataset: NodeDataset | None = None) -> FastAPI:
@@ -72,8 +87,8 @@ def create_app(settings: NodeSettings, dataset: NodeDataset | None = None) -> Fa
     app.state.settings, app.state.dataset, app.state.jobs = settings, data, manager
     app.state.verifier = verifier
     app.include_router(info.router, prefix=API_PREFIX)
-    app.include_router(studies.router, prefix=API_PREFIX)
-    app.include_router(jobs.router, prefix=API_PREFIX)
+    app.include_router(studies.router, prefix=API_PREFIX, responses=_UNPROCESSABLE)
+    app.include_router(jobs.router, prefix=API_PREFIX, responses=_UNPROCESSABLE)
 
     @app.middleware("http")
     async def record(

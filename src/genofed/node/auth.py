@@ -408,9 +408,13 @@ class PassportVerifier:
             granted[value] = max(granted.get(value, until), until)
 
         if dataset_id not in granted:
-            if refusals:
-                raise refusals[0]
-            raise AuthError(_no_grant(dataset_id, granted, unreadable), status=403)
+            refusal = (
+                refusals[0]
+                if refusals
+                else AuthError(_no_grant(dataset_id, granted, unreadable), status=403)
+            )
+            refusal.user = user  # the passport itself verified, so the refusal names its user
+            raise refusal
         return Principal(
             user=user,
             issuer=issuer,

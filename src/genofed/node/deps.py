@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from genofed.errors import AuthError
 from genofed.node.auth import PassportVerifier, Principal, bearer_token
 from genofed.node.dataset import NodeDataset
 from genofed.node.jobs import JobManager
@@ -40,7 +41,11 @@ def _caller(request: Request) -> Principal:
     settings: NodeSettings = request.app.state.settings
     verifier: PassportVerifier = request.app.state.verifier
     token = bearer_token(request.headers.get("authorization"))
-    principal = verifier.verify(token, settings.node.dataset_id)
+    try:
+        principal = verifier.verify(token, settings.node.dataset_id)
+    except AuthError as exc:
+        request.state.user = exc.user  # audited under the passport's user when it verified
+        raise
     request.state.user = principal.user
     return principal
 
