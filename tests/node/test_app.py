@@ -6,6 +6,7 @@ import datetime
 import json
 from collections.abc import Iterator
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -18,7 +19,7 @@ from genofed.node.app import create_app
 from genofed.node.audit import open_audit_log, parameters_hash
 from genofed.node.settings import load_settings
 from genofed.node.setup import init_node, trust_peers
-from genofed.protocol.codec import ARRAY_MEDIA_TYPE, decode_arrays
+from genofed.protocol.codec import ARRAY_MEDIA_TYPE, decode_arrays, encode_arrays
 from genofed.protocol.linreg import null_from_totals
 from genofed.protocol.messages import API_PREFIX
 from genofed.sim import SimulationResult
@@ -74,9 +75,8 @@ def test_node__offers_only_the_catalogue(client: TestClient) -> None:
     assert {p.removeprefix(API_PREFIX) for p in paths} == {
         "/service-info", "/dataset", "/dataset/variants", "/catalogue", "/studies",
         "/jobs", "/jobs/{job_id}", "/jobs/{job_id}/results/{part}", "/jobs/{job_id}/cancel",
-        "/jobs/{job_id}/results/block/{index}/missing",
     }  # fmt: skip
-    assert [c["name"] for c in client.get("/catalogue").json()] == ["linear-gwas"]
+    assert [c["name"] for c in client.get("/catalogue").json()] == ["linear-gwas", "variant-qc"]
     study = "0" * 32
     key = {"node": "EE", "study_id": study, "public_key": "AAAA", "signature": "AAAA"}
     job = {**JOB, "aggregation": {"study_id": study, "round": "r", "keys": [key]}}
@@ -140,22 +140,33 @@ def test_node__job_runs_from_queued_to_complete_with_masked_blocks(
     assert "already fetched" in released.json()["detail"]
 
 
+def ask(client: TestClient, url: str, **arrays: object) -> httpx.Response:
+    body = encode_arrays({name: np.asarray(value) for name, value in arrays.items()})
+    return client.post(url, content=body, headers={"Content-Type": ARRAY_MEDIA_TYPE})
+
+
 def test_node__missing_call_sums_are_masked_once_per_block(client: TestClient, peer: Peer) -> None:
     job, side = masked_job(client, peer)
     job_id = job.json()["id"]
     assert client.get(f"/jobs/{job_id}/results/block/0?wait=10").status_code == 200
     url = f"/jobs/{job_id}/results/block/0/missing"
-    first = client.post(url, json={"variants": [0, 5, 999]})
+    first = ask(client, url, variants=[0, 5, 999])
     assert first.status_code == 200
     sums = unmask(first.content, "block/0/missing", side)
     assert sums["missing_ctc"].shape == (3, 6)  # the upper triangle of 3 x 3
-    assert client.post(url, json={"variants": [0, 5, 999]}).content == first.content
-    other = client.post(url, json={"variants": [0, 5]})
+    assert ask(client, url, variants=[0, 5, 999]).content == first.content
+    other = ask(client, url, variants=[0, 5])
     assert other.status_code == 400
-    assert "already sent for another selection; masks are used once" in other.json()["detail"]
-    for bad in ([5, 0], [1000], [3, 3]):
-        refused = client.post(f"/jobs/{job_id}/results/block/1/missing", json={"variants": bad})
-        assert refused.status_code in (400, 409), bad
+    assert "already answered for other arrays; masks are used once" in other.json()["detail"]
+    assert client.get(f"/jobs/{job_id}/results/block/1?wait=10").status_code == 200
+    for bad in ([5, 0], [1000], [3, 3], [-1]):
+        refused = ask(client, f"/jobs/{job_id}/results/block/1/missing", variants=bad)
+        assert refused.status_code == 400, bad
+        assert "increasing indices below 1000" in refused.json()["detail"]
+    unknown = ask(client, f"/jobs/{job_id}/results/block/1/other", variants=[1])
+    assert unknown.status_code == 404
+    not_arrays = client.post(url, content=b"junk", headers={"Content-Type": ARRAY_MEDIA_TYPE})
+    assert not_arrays.status_code == 400
     client.post(f"/jobs/{job_id}/cancel")
 
 

@@ -107,6 +107,7 @@ def gwas_record(study: LinearGwas) -> dict[str, Any]:
         "variants": len(study.table),
         "samples_per_node": study.samples_per_node,
         "dropped_nodes": list(study.dropped),
+        "filtered": study.filtered,
         "lambda_gc": study.lambda_gc,
         "seconds": study.seconds,
         "top_hits": [
@@ -127,6 +128,9 @@ def gwas_report(study: LinearGwas) -> str:
         if study.dropped
         else []
     )
+    if study.filtered:
+        removed = ", ".join(f"--{name} {n:,}" for name, n in study.filtered.items())
+        dropped.append(f"variants removed by filters: {removed}")
     return "\n".join(
         [
             f"GWAS of {len(study.table):,} variants ({tested:,} tested) over "

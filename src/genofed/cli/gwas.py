@@ -29,6 +29,15 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--passport", type=Path, help="file holding your GA4GH Passport (a JWT) for the nodes"
     )
+    parser.add_argument(
+        "--maf", type=float, help="leave out variants with minor allele frequency below this"
+    )
+    parser.add_argument(
+        "--geno", type=float, help="leave out variants with missing-call rate above this"
+    )
+    parser.add_argument(
+        "--hwe", type=float, help="leave out variants with Hardy-Weinberg exact p below this"
+    )
     parser.add_argument("--block-size", type=int, help="variants per round trip")
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="seconds per HTTP call (default: %(default)s)"
@@ -59,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
         block_size=args.block_size,
         timeout=args.timeout,
         progress=TerminalProgress(),
+        maf=args.maf,
+        geno=args.geno,
+        hwe=args.hwe,
     )
     if args.format == "json":
         print_json(gwas_record(study))

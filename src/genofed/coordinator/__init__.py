@@ -6,5 +6,14 @@ the sums the nodes return, and solves.
 
 from genofed.coordinator.federation import Federation, create_federation, read_federation
 from genofed.coordinator.gwas import LinearGwas, run_linear_gwas
+from genofed.coordinator.qc import VariantQc, run_qc
 
-__all__ = ["Federation", "LinearGwas", "create_federation", "read_federation", "run_linear_gwas"]
+__all__ = [
+    "Federation",
+    "LinearGwas",
+    "VariantQc",
+    "create_federation",
+    "read_federation",
+    "run_linear_gwas",
+    "run_qc",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ssl
 import time
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -15,16 +16,16 @@ from pydantic import BaseModel, ValidationError
 from genofed.errors import AuthError, DisclosureError, InputError, NodeError, ProtocolError
 from genofed.node.settings import PublicCard
 from genofed.node.tls import is_loopback
-from genofed.protocol.codec import decode_arrays
+from genofed.protocol.codec import ARRAY_MEDIA_TYPE, decode_arrays, encode_arrays
 from genofed.protocol.messages import (
     API_PREFIX,
     DatasetDescription,
-    JobRequest,
     JobStatus,
-    MissingSelection,
+    LinearGwasJob,
     ServiceInfo,
     SignedKey,
     StudyKeyRequest,
+    VariantQcJob,
 )
 from genofed.protocol.tls import pinned_context
 
@@ -77,13 +78,16 @@ class NodeClient:
         body = StudyKeyRequest(study_id=study_id).model_dump(mode="json")
         return self._model(SignedKey, self._call("POST", "/studies", json=body))
 
-    def missing(self, job_id: str, index: int, variants: list[int]) -> bytes:
-        """Fetch block ``index``'s masked missing-call sums of the selected variants."""
-        body = MissingSelection(variants=variants).model_dump(mode="json")
-        path = f"/jobs/{job_id}/results/block/{index}/missing"
-        return self._call("POST", path, json=body).content
+    def ask(self, job_id: str, part: str, arrays: Mapping[str, npt.ArrayLike]) -> bytes:
+        """Ask for a part that needs arrays (e.g. ``block/3/missing``); return its payload."""
+        return self._call(
+            "POST",
+            f"/jobs/{job_id}/results/{part}",
+            content=encode_arrays(arrays),
+            headers={"Content-Type": ARRAY_MEDIA_TYPE},
+        ).content
 
-    def submit(self, request: JobRequest) -> JobStatus:
+    def submit(self, request: LinearGwasJob | VariantQcJob) -> JobStatus:
         """Queue a job."""
         response = self._call("POST", "/jobs", json=request.model_dump(mode="json"))
         return self._model(JobStatus, response)

@@ -12,36 +12,31 @@ written only once every block of every participating node has arrived.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import itertools
 import logging
-import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from genofed._progress import Progress, ProgressCallback
 from genofed._version import __version__
-from genofed.coordinator.client import NodeClient
 from genofed.coordinator.federation import Federation
-from genofed.errors import InputError, NodeError, ProtocolError
+from genofed.coordinator.qc import federated_qc
+from genofed.coordinator.study import Round, Study, check_same_variants
+from genofed.errors import InputError
 from genofed.kernels.linreg import NullSums, solve_linear
-from genofed.protocol.aggregation import signed_study_key, sum_masked
+from genofed.kernels.qc import qc_filters
 from genofed.protocol.linreg import null_from_totals, variant_sums_from_totals
-from genofed.protocol.masking import parse_public_key, verify_study_keys
 from genofed.protocol.messages import (
     DatasetDescription,
-    JobRequest,
+    LinearGwasJob,
     LinearGwasParameters,
-    SecureAggregation,
-    SignedKey,
+    VariantQcParameters,
 )
 from genofed.report import GwasMetadata, GwasTable, lambda_gc, write_gwas_ssf
 
@@ -52,10 +47,6 @@ logger = logging.getLogger(__name__)
 # PLINK 2's --glm defaults for covariates: --max-corr 0.999 and --vif 50.
 MAX_CORRELATION = 0.999
 MAX_VIF = 50.0
-BLOCK_TIMEOUT_SECONDS = 600.0
-MIN_PARTICIPANTS = 2  # a masked sum over one node would be that node's own sums
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -73,15 +64,7 @@ class LinearGwas:
     lambda_gc: float
     seconds: float
     dropped: tuple[str, ...] = ()
-
-
-class _Dropout(Exception):
-    """A node failed during a round; the round is rerun without it."""
-
-    def __init__(self, node: str, error: NodeError) -> None:
-        super().__init__(str(error))
-        self.node = node
-        self.error = error
+    filtered: dict[str, int] = field(default_factory=dict)  # variants removed per filter
 
 
 def run_linear_gwas(
@@ -94,6 +77,9 @@ def run_linear_gwas(
     block_size: int | None = None,
     timeout: float = 30.0,
     progress: ProgressCallback | None = None,
+    maf: float | None = None,
+    geno: float | None = None,
+    hwe: float | None = None,
 ) -> LinearGwas:
     """Run a linear-regression GWAS over every node and write ``out.tsv`` (GWAS-SSF).
 
@@ -114,6 +100,15 @@ def run_linear_gwas(
         Seconds to wait for any one HTTP call.
     progress
         Called after each block with the blocks done overall and per node.
+    maf, geno, hwe
+        PLINK 2's variant filters, computed before the GWAS (a ``variant-qc``
+        round) over the samples in the analysis, as ``plink2 --require-pheno
+        --require-covar`` does (over all genotyped samples, a node's
+        ``min_difference`` rule would refuse a few samples without the
+        phenotype as a differencing query): remove variants
+        with a minor allele frequency below ``maf``, a missing-call rate above
+        ``geno``, or a Hardy-Weinberg exact p below ``hwe``. Removed variants
+        are left out of the results; ``LinearGwas.filtered`` counts them.
 
     Raises
     ------
@@ -132,53 +127,48 @@ def run_linear_gwas(
     """
     started = time.monotonic()
     covariates = list(covariates)
-    if len(federation.nodes) < MIN_PARTICIPANTS:
-        raise InputError(
-            f"secure aggregation needs at least {MIN_PARTICIPANTS} nodes; the federation has "
-            f"{len(federation.nodes)}"
-        )
-    with (
-        _clients(federation, passport, timeout) as clients,
-        ThreadPoolExecutor(len(clients)) as pool,
-    ):
-        described = list(pool.map(lambda c: c.dataset(), clients))
+    with Study(federation, passport=passport, timeout=timeout) as study:
+        described = study.describe()
         _check_datasets(described, phenotype, covariates)
-        variants = clients[0].variants()
+        variants = study.clients[0].variants()
         parameters = LinearGwasParameters(
             phenotype=phenotype,
             covariates=covariates,
             block_size=block_size or min(d.block_size for d in described),
         )
-        study_id = secrets.token_hex(16)
-        keys = _study_keys(pool, clients, study_id)
-        active, dropped = list(clients), []
-        for attempt in itertools.count(1):
-            aggregation = SecureAggregation(
-                study_id=study_id, round=f"round-{attempt}", keys=[keys[c.name] for c in active]
+        job = partial(LinearGwasJob, computation="linear-gwas", version=1, parameters=parameters)
+        keep: npt.NDArray[np.bool_] | None = None
+        filtered: dict[str, int] = {}
+        if (maf, geno, hwe) != (None, None, None):
+            n_variants = len(variants["variant_id"])
+            cohort = VariantQcParameters(
+                block_size=parameters.block_size, phenotype=phenotype, covariates=covariates
             )
-            try:
-                table, samples = _run_round(
-                    pool, active, parameters, aggregation, variants, progress
-                )
-                break
-            except _Dropout as dropout:
-                dropped.append(dropout.node)
-                active = [c for c in active if c.name != dropout.node]
-                if len(active) < MIN_PARTICIPANTS:
-                    raise NodeError(
-                        f"{dropout.error}; only {len(active)} node remains, too few for a "
-                        "masked sum; nothing was written"
-                    ) from dropout.error
-                logger.warning(
-                    "%s; rerunning the study with fresh masks over the %d remaining nodes (%s)",
-                    dropout.error, len(active), ", ".join(c.name for c in active),
-                )  # fmt: skip
-    note = (
-        f"Node(s) {', '.join(dropped)} failed during the study; the results are over the "
-        "remaining nodes."
-        if dropped
-        else None
-    )
+            qc, _ = study.run(lambda round: federated_qc(round, n_variants, cohort, progress))
+            keep, filtered = removed_by_filters(qc_filters(qc, maf=maf, geno=geno, hwe=hwe))
+            logger.info("variant filters removed %s", filtered)
+
+        def run(round: Round) -> tuple[GwasTable, dict[str, int]]:
+            round.submit(job(aggregation=round.aggregation))
+            null = null_from_totals(round.fetch("null"), k=len(covariates) + 1)
+            check_covariates(null, covariates)
+            logger.info("null model over %d samples at %d nodes", null.n, len(round.clients))
+            table = _solve_blocks(round, null, variants, parameters.block_size, progress)
+            return table, {name: round.samples[name] for name in round.names}
+
+        table, samples = study.run(run)
+        dropped = tuple(study.dropped)
+    if keep is not None:
+        table = table.take(np.flatnonzero(keep))
+    notes = [
+        f"PLINK 2 variant filter --{name} removed {n:,} variants." for name, n in filtered.items()
+    ]
+    if dropped:
+        notes.append(
+            f"Node(s) {', '.join(dropped)} failed during the study; the results are over the "
+            "remaining nodes."
+        )
+    note = " ".join(notes) or None
     metadata = GwasMetadata(
         trait=phenotype,
         covariates=tuple(covariates),
@@ -191,100 +181,28 @@ def run_linear_gwas(
         analysis_description=note,
     )
     tsv, meta = write_gwas_ssf(Path(out), table, metadata)
+    seconds = time.monotonic() - started
     return LinearGwas(
-        table,
-        tsv,
-        meta,
-        samples,
-        lambda_gc(table.p_value),
-        time.monotonic() - started,
-        tuple(dropped),
+        table, tsv, meta, samples, lambda_gc(table.p_value), seconds, dropped, filtered
     )
 
 
-def _each(
-    pool: ThreadPoolExecutor, clients: list[NodeClient], call: Callable[[NodeClient], T]
-) -> list[T]:
-    """Call every node in parallel; a node that fails becomes a :class:`_Dropout`."""
-    futures = [pool.submit(call, client) for client in clients]
-    results: list[T] = []
-    dropout: _Dropout | None = None
-    for client, future in zip(clients, futures, strict=True):
-        try:
-            results.append(future.result())
-        except NodeError as exc:
-            dropout = dropout or _Dropout(client.name, exc)
-    if dropout is not None:
-        raise dropout
-    return results
+# PLINK 2 applies its variant filters in this order, and reports each one's removals
+# among the variants the filters before it kept.
+FILTER_ORDER = ("geno", "hwe", "maf")
 
 
-def _study_keys(
-    pool: ThreadPoolExecutor, clients: list[NodeClient], study_id: str
-) -> dict[str, SignedKey]:
-    """Collect every node's signed study key and check it against the node's card."""
-    keys = dict(
-        zip(
-            [c.name for c in clients],
-            pool.map(lambda c: c.study_key(study_id), clients),
-            strict=True,
-        )
-    )
-    for client in clients:
-        if not client.card.identity_key:
-            raise InputError(
-                f"the card of node {client.name} has no identity_key; recreate the federation "
-                "from the node's current public.toml"
-            )
-        key = keys[client.name]
-        if key.node != client.name:
-            raise ProtocolError(f"node {client.name} sent a study key for {key.node!r}")
-        verify_study_keys(
-            [signed_study_key(key)],
-            {client.name: parse_public_key(client.card.identity_key)},
-            study_id=study_id,
-        )
-    return keys
-
-
-def _run_round(
-    pool: ThreadPoolExecutor,
-    clients: list[NodeClient],
-    parameters: LinearGwasParameters,
-    aggregation: SecureAggregation,
-    variants: dict[str, npt.NDArray[np.generic]],
-    progress: ProgressCallback | None,
-) -> tuple[GwasTable, dict[str, int]]:
-    """Run one masked round over ``clients``; cancel its jobs if it fails."""
-    request = JobRequest(
-        computation="linear-gwas", version=1, parameters=parameters, aggregation=aggregation
-    )
-    names = [c.name for c in clients]
-    jobs: dict[str, str] = {}
-    samples: dict[str, int] = {}
-
-    def submit(client: NodeClient) -> None:
-        status = client.submit(request)
-        jobs[client.name], samples[client.name] = status.id, status.samples or 0
-
-    try:
-        _each(pool, clients, submit)
-        k = len(parameters.covariates) + 1
-        payloads = _each(
-            pool,
-            clients,
-            lambda c: c.result(jobs[c.name], "null", timeout=BLOCK_TIMEOUT_SECONDS)[0],
-        )
-        null = null_from_totals(sum_masked(dict(zip(names, payloads, strict=True))), k=k)
-        check_covariates(null, parameters.covariates)
-        logger.info("null model over %d samples at %d nodes", null.n, len(clients))
-        table = _solve_blocks(pool, clients, jobs, null, variants, parameters.block_size, progress)
-    except BaseException:
-        for client in clients:
-            if client.name in jobs:
-                client.cancel(jobs[client.name])
-        raise
-    return table, {name: samples[name] for name in names}
+def removed_by_filters(
+    removed: dict[str, npt.NDArray[np.bool_]],
+) -> tuple[npt.NDArray[np.bool_], dict[str, int]]:
+    """Return the variants every filter keeps, and how many each filter removed, in order."""
+    keep = np.ones(len(next(iter(removed.values()))), dtype=np.bool_)
+    counts = {}
+    for name in FILTER_ORDER:
+        if name in removed:
+            counts[name] = int((keep & removed[name]).sum())
+            keep &= ~removed[name]
+    return keep, counts
 
 
 def check_covariates(null: NullSums, names: Sequence[str]) -> None:
@@ -328,18 +246,6 @@ def check_covariates(null: NullSums, names: Sequence[str]) -> None:
         )
 
 
-@contextlib.contextmanager
-def _clients(
-    federation: Federation, passport: str | None, timeout: float
-) -> Iterator[list[NodeClient]]:
-    clients = [NodeClient(card, passport=passport, timeout=timeout) for card in federation.nodes]
-    try:
-        yield clients
-    finally:
-        for client in clients:
-            client.close()
-
-
 def _check_datasets(
     described: list[DatasetDescription], phenotype: str, covariates: Sequence[str]
 ) -> None:
@@ -350,27 +256,17 @@ def _check_datasets(
                 f"node {description.node} has no column {missing[0]!r}; its phenotype table has: "
                 + ", ".join(description.phenotypes)
             )
-    if len({d.variant_digest for d in described}) > 1:
-        listing = ", ".join(
-            f"{d.node} {d.variants:,} variants ({d.variant_digest[:12]})" for d in described
-        )
-        raise InputError(
-            f"the nodes hold different variant lists: {listing}; every node must hold the "
-            "same variants in the same order (align them, e.g. with plink2 --extract)"
-        )
+    check_same_variants(described)
 
 
 def _solve_blocks(
-    pool: ThreadPoolExecutor,
-    clients: list[NodeClient],
-    jobs: dict[str, str],
+    round: Round,
     null: NullSums,
     variants: dict[str, npt.NDArray[np.generic]],
     block_size: int,
     progress: ProgressCallback | None,
 ) -> GwasTable:
     n_variants, k = len(variants["variant_id"]), len(null.cty)
-    names = [c.name for c in clients]
     table = GwasTable(
         chromosome=variants["chromosome"].astype(str),
         base_pair_location=variants["base_pair_location"].astype(np.int64),
@@ -384,29 +280,15 @@ def _solve_blocks(
         n=np.zeros(n_variants, dtype=np.int64),
     )
     n_blocks = -(-n_variants // block_size)
-    node_done = dict.fromkeys(names, 0)
+    done = dict.fromkeys(round.names, 0)
     for index in range(n_blocks):
         start = index * block_size
         stop = min(start + block_size, n_variants)
-
-        def fetch(client: NodeClient, index: int = index) -> bytes:
-            payload, done = client.result(
-                jobs[client.name], f"block/{index}", timeout=BLOCK_TIMEOUT_SECONDS
-            )
-            node_done[client.name] = max(done, index + 1)
-            return payload
-
-        block = sum_masked(dict(zip(names, _each(pool, clients, fetch), strict=True)))
+        block = round.fetch(f"block/{index}", done=done)
         rows = np.flatnonzero(np.rint(block["n_missing"]) > 0)
         missing = None
         if len(rows):  # only variants with a missing call somewhere need the missing-call sums
-            selected: list[int] = rows.tolist()
-
-            def fetch_missing(client: NodeClient, index: int = index) -> bytes:
-                return client.missing(jobs[client.name], index, selected)  # noqa: B023
-
-            payloads = _each(pool, clients, fetch_missing)
-            missing = sum_masked(dict(zip(names, payloads, strict=True)))
+            missing = round.ask(f"block/{index}/missing", {"variants": rows})
         sums = variant_sums_from_totals(block, missing, rows, variants=stop - start, k=k)
         result = solve_linear(null, sums)
         part = slice(start, stop)
@@ -417,5 +299,5 @@ def _solve_blocks(
         with np.errstate(divide="ignore", invalid="ignore"):
             table.effect_allele_frequency[part] = sums.ctg[:, 0] / (2 * result.n)
         if progress is not None:
-            progress(Progress("blocks", index + 1, n_blocks, tuple(node_done.items())))
+            progress(Progress("blocks", index + 1, n_blocks, tuple(done.items())))
     return table

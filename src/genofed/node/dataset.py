@@ -21,6 +21,7 @@ from genofed.kernels.linreg import (
     linear_design,
     local_variant_sums_packed,
 )
+from genofed.kernels.qc import genotype_counts_packed
 
 __all__ = ["LinearInputs", "NodeDataset"]
 
@@ -123,6 +124,14 @@ class NodeDataset:
         sums = local_variant_sums_packed(design, self._bed.block(start, stop))
         self._bed.release(start, stop)
         return sums
+
+    def genotype_counts(
+        self, start: int, stop: int, included: npt.NDArray[np.bool_]
+    ) -> npt.NDArray[np.int64]:
+        """Count ALT dosages 0, 1, 2 and missing calls of variants ``start:stop`` in a cohort."""
+        counts = genotype_counts_packed(self._bed.block(start, stop), len(self.iids), included)
+        self._bed.release(start, stop)
+        return counts
 
 
 def variant_digest(variants: VariantInfo) -> str:

@@ -1,53 +1,50 @@
 """Asynchronous jobs, as in GA4GH TES: submit, poll, fetch results block by block.
 
-A job's result blocks are computed in order on a worker thread. The node
-keeps at most ``buffered_blocks`` blocks the coordinator has not fetched
+A job runs one :class:`~genofed.node.computations.Task`. Its ``null`` part
+and its ``block/<i>`` parts are computed in order on a worker thread; the
+node keeps at most ``buffered_blocks`` blocks the coordinator has not fetched
 yet, and fetching block ``i`` releases every block before it, so a node's
-memory is bounded by the block size whatever the cohort size.
+memory is bounded by the block size whatever the cohort size. Other parts
+(``block/<i>/...``) are asked for with arrays and answered on request.
 
-Every result part leaves the node masked for the job's round of secure
-aggregation, and each part is masked once: asking again returns the same
-bytes, and asking for a block's missing-call sums with another selection
-is refused.
+Every part leaves the node masked for the job's round of secure aggregation,
+and each part is masked once: asking again returns the same bytes, and
+asking for a part again with other arrays is refused.
 """
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 import logging
 import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
+import numpy.typing as npt
 
 from genofed.errors import GenofedError, ProtocolError
-from genofed.kernels.linreg import VariantSums, local_null_sums
-from genofed.node.dataset import LinearInputs, NodeDataset
+from genofed.node.computations import TASKS, Task
+from genofed.node.computations.base import NotReady, UnknownPart
+from genofed.node.dataset import NodeDataset
 from genofed.node.disclosure import DisclosureLedger
 from genofed.node.settings import ComputeSection
 from genofed.node.studies import StudyKeys
 from genofed.protocol.aggregation import MaskedRound
-from genofed.protocol.linreg import block_arrays, missing_arrays, null_arrays
 from genofed.protocol.messages import JobRequest, JobState, JobStatus
 
-__all__ = ["JobManager", "NotReady", "UnknownJob"]
+__all__ = ["JobManager", "NotReady", "UnknownJob", "request_digest"]
 
 logger = logging.getLogger(__name__)
 
+UnknownJob = UnknownPart  # no job, or no such result of a job
+
 _TERMINAL = {JobState.COMPLETE, JobState.EXECUTOR_ERROR, JobState.CANCELED}
-
-
-class UnknownJob(GenofedError):
-    """No job, or no such result of a job, exists on this node."""
-
-
-class NotReady(GenofedError):
-    """The result exists but is not computed yet."""
 
 
 @dataclass
@@ -55,18 +52,17 @@ class _Job:
     id: str
     user: str
     request: JobRequest
-    inputs: LinearInputs
+    task: Task
     masking: MaskedRound
-    blocks_total: int
     state: JobState = JobState.QUEUED
     blocks_done: int = 0
     released: int = 0  # blocks below this index were fetched and dropped
     error: str | None = None
     results: dict[str, bytes] = field(default_factory=dict)
-    sums: dict[int, VariantSums] = field(default_factory=dict)  # unreleased, for missing parts
-    selections: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    asked: dict[str, str] = field(default_factory=dict)  # part -> digest of the request arrays
     cancelled: bool = False
     changed: threading.Condition = field(default_factory=threading.Condition)
+    answering: threading.Lock = field(default_factory=threading.Lock)
 
     def status(self) -> JobStatus:
         return JobStatus(
@@ -75,8 +71,8 @@ class _Job:
             version=self.request.version,
             state=self.state,
             blocks_done=self.blocks_done,
-            blocks_total=self.blocks_total,
-            samples=self.inputs.samples,
+            blocks_total=self.task.blocks_total,
+            samples=self.task.samples,
             error=self.error,
         )
 
@@ -106,28 +102,24 @@ class JobManager:
         ------
         InputError
             If the parameters do not fit this node's data.
-        DisclosureError
-            If a disclosure rule refuses the job for this user.
         ProtocolError
             If the job's secure aggregation is refused (see :class:`StudyKeys`).
+        DisclosureError
+            If a disclosure rule refuses the job for this user.
         """
-        parameters = request.parameters
-        inputs = self.dataset.linear_inputs(parameters.phenotype, parameters.covariates)
+        task = TASKS[request.computation](self.dataset, request.parameters)
         masking = self.studies.admit(request.aggregation, user=user)
-        self.ledger.admit(user, inputs.included)
-        n_variants = len(self.dataset.variants)
-        blocks = -(-n_variants // parameters.block_size)
-        job = _Job(secrets.token_hex(8), user, request, inputs, masking, blocks)
+        self.ledger.admit(user, task.included)
+        job = _Job(secrets.token_hex(8), user, request, task, masking)
         with self._lock:
             self._forget_old_jobs()
             self._jobs[job.id] = job
         logger.info(
-            "job %s queued for %s: linear-gwas of %r on %d samples, covariates %s, %d blocks",
-            job.id, user, parameters.phenotype, inputs.samples, parameters.covariates, blocks,
-        )  # fmt: skip
-        logger.info(
-            "job %s masks for study %s round %r with %s",
-            job.id, masking.study_id, masking.round_label, ", ".join(masking.participants),
+            "job %s queued for %s: %s/%d on %d samples, %d blocks, %s; masked for study %s "
+            "round %r with %s",
+            job.id, user, request.computation, request.version, task.samples, task.blocks_total,
+            request.parameters.model_dump(mode="json"), masking.study_id, masking.round_label,
+            ", ".join(masking.participants),
         )  # fmt: skip
         self._pool.submit(self._run, job)
         return job.status()
@@ -137,7 +129,7 @@ class JobManager:
         return self._job(job_id, user).status()
 
     def result(self, job_id: str, part: str, *, wait: float, user: str) -> bytes:
-        """Return a result part (``null`` or ``block/<i>``), waiting up to ``wait`` seconds.
+        """Return a computed part (``null`` or ``block/<i>``), waiting up to ``wait`` seconds.
 
         Fetching block ``i`` releases the blocks before it.
 
@@ -161,57 +153,52 @@ class JobManager:
                     raise NotReady(f"job {job_id} was cancelled")
                 raise NotReady(f"{part} of job {job_id} is not ready yet")
             if index is not None and index > job.released:
-                for old in range(job.released, index):
-                    job.results.pop(f"block/{old}", None)
-                    job.results.pop(f"block/{old}/missing", None)
-                    job.sums.pop(old, None)
-                job.released = index
-                job.changed.notify_all()
+                self._release(job, index)
             return job.results[part]
 
-    def missing(self, job_id: str, index: int, variants: list[int], *, user: str) -> bytes:
-        """Return block ``index``'s missing-call sums of the ``variants`` (indices within it).
-
-        The coordinator fetches ``block/<index>`` first. A block's missing
-        part is masked once: the same selection again gets the same bytes.
+    def answer(
+        self,
+        job_id: str,
+        part: str,
+        request: Mapping[str, npt.NDArray[np.generic]],
+        *,
+        user: str,
+    ) -> bytes:
+        """Return a part asked for with arrays (``block/<i>/...``), masked once.
 
         Raises
         ------
         UnknownJob
-            If the job or block does not exist or was released.
+            If the job, its block or the part does not exist, or the block was released.
         NotReady
             If the block is not computed yet.
         ProtocolError
-            If the selection is not increasing within the block, or differs
-            from the one already answered.
+            If the arrays do not fit the part, or differ from those it was answered for.
         """
         job = self._job(job_id, user)
-        self._block_index(job, f"block/{index}")
-        block_size = job.request.parameters.block_size
-        width = min(block_size, len(self.dataset.variants) - index * block_size)
-        selection = tuple(variants)
-        if any(b <= a for a, b in itertools.pairwise(selection)) or selection[-1] >= width:
-            raise ProtocolError(
-                f"the selection must be increasing indices below {width}, the block's width"
-            )
-        part = f"block/{index}/missing"
-        with job.changed:
-            if index < job.released:
-                raise UnknownJob(f"block {index} of job {job_id} was already fetched and released")
-            if index >= job.blocks_done or job.state in _TERMINAL - {JobState.COMPLETE}:
-                raise NotReady(f"block {index} of job {job_id} is not ready")
-            if part in job.results:
-                if job.selections[index] != selection:
-                    raise ProtocolError(
-                        f"{part} of job {job_id} was already sent for another selection; "
-                        "masks are used once"
+        prefix, _, rest = part.partition("/")
+        index = self._block_index(job, f"{prefix}/{rest.partition('/')[0]}")
+        if index is None or "/" not in rest:
+            raise UnknownJob(f"job {job_id} has no result {part!r} to ask for")
+        digest = request_digest(request)
+        with job.answering:  # one part at a time: a part is never masked twice
+            with job.changed:
+                if index < job.released:
+                    raise UnknownJob(
+                        f"block {index} of job {job_id} was already fetched and released"
                     )
-                return job.results[part]
-            rows = np.asarray(selection, dtype=np.intp)
-            k = job.inputs.covariates.shape[1]
-            arrays = missing_arrays(job.sums.get(index), rows, k=k)
-            payload = job.masking.encode(part, arrays)
-            job.results[part], job.selections[index] = payload, selection
+                if index >= job.blocks_done or job.state in _TERMINAL - {JobState.COMPLETE}:
+                    raise NotReady(f"block {index} of job {job_id} is not ready")
+                if part in job.results:
+                    if job.asked[part] != digest:
+                        raise ProtocolError(
+                            f"{part} of job {job_id} was already answered for other arrays; "
+                            "masks are used once"
+                        )
+                    return job.results[part]
+            payload = job.masking.encode(part, job.task.answer(part, request))
+            with job.changed:
+                job.results[part], job.asked[part] = payload, digest
             return payload
 
     def cancel(self, job_id: str, *, user: str | None = None) -> JobStatus:
@@ -222,7 +209,7 @@ class JobManager:
             if job.state not in _TERMINAL:
                 job.state = JobState.CANCELED
             job.results.clear()
-            job.sums.clear()
+            job.task.release(job.task.blocks_total)
             job.changed.notify_all()
         return job.status()
 
@@ -244,9 +231,21 @@ class JobManager:
         if part == "null":
             return None
         prefix, _, number = part.partition("/")
-        if prefix == "block" and number.isdigit() and int(number) < job.blocks_total:
+        if prefix == "block" and number.isdigit() and int(number) < job.task.blocks_total:
             return int(number)
         raise UnknownJob(f"job {job.id} has no result {part!r}")
+
+    @staticmethod
+    def _release(job: _Job, index: int) -> None:
+        """Drop blocks before ``index`` and every part asked for about them (lock held)."""
+        for old in range(job.released, index):
+            for part in [
+                p for p in job.results if p == f"block/{old}" or p.startswith(f"block/{old}/")
+            ]:
+                del job.results[part]
+        job.task.release(index)
+        job.released = index
+        job.changed.notify_all()
 
     def _forget_old_jobs(self) -> None:
         finished = [j.id for j in self._jobs.values() if j.state in _TERMINAL]
@@ -267,28 +266,21 @@ class JobManager:
         logger.info("job %s ended %s after %.1f s", job.id, job.state, time.monotonic() - started)
 
     def _compute(self, job: _Job) -> None:
-        inputs, block_size = job.inputs, job.request.parameters.block_size
+        task, masking, window = job.task, job.masking, self.compute.buffered_blocks
         with job.changed:
             if job.cancelled:
                 return
             job.state = JobState.RUNNING
-        rows, masking = inputs.included, job.masking
-        null = local_null_sums(inputs.covariates[rows], inputs.phenotype[rows])
-        self._publish(job, "null", masking.encode("null", null_arrays(null)))
-        design = inputs.design()
-        n_variants, window = len(self.dataset.variants), self.compute.buffered_blocks
-        for index in range(job.blocks_total):
+        head = task.head()
+        if head is not None:
+            self._publish(job, "null", masking.encode("null", head))
+        for index in range(task.blocks_total):
             with job.changed:
                 job.changed.wait_for(partial(_may_compute, job, index, window))
                 if job.cancelled:
                     return
-            start = index * block_size
-            sums = self.dataset.variant_sums(design, start, min(start + block_size, n_variants))
             part = f"block/{index}"
-            payload = masking.encode(part, block_arrays(sums))
-            with job.changed:
-                if sums.n_missing.any():
-                    job.sums[index] = sums
+            payload = masking.encode(part, task.block(index))
             self._publish(job, part, payload, done=index + 1)
         with job.changed:
             if not job.cancelled:
@@ -308,3 +300,13 @@ class JobManager:
 
 def _may_compute(job: _Job, index: int, window: int) -> bool:
     return job.cancelled or index - job.released < window
+
+
+def request_digest(arrays: Mapping[str, npt.NDArray[np.generic]]) -> str:
+    """Hash named arrays, their names, types and shapes included."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        value = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}\0{value.dtype.str}\0{value.shape}\0".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()

@@ -30,12 +30,14 @@ __all__ = [
     "JobRequest",
     "JobState",
     "JobStatus",
+    "LinearGwasJob",
     "LinearGwasParameters",
-    "MissingSelection",
     "SecureAggregation",
     "ServiceInfo",
     "SignedKey",
     "StudyKeyRequest",
+    "VariantQcJob",
+    "VariantQcParameters",
 ]
 
 API_PREFIX = "/api/v1"
@@ -139,8 +141,20 @@ class SecureAggregation(_Message):
     keys: list[SignedKey] = Field(min_length=1, max_length=64)
 
 
-class JobRequest(_Message):
-    """A job from the catalogue: its name, version, parameters and masking."""
+class VariantQcParameters(_Message):
+    """Parameters of ``variant-qc`` version 1.
+
+    Without a phenotype the counts cover every genotyped sample; with one, the
+    samples that have it and every covariate (the cohort of a GWAS of it).
+    """
+
+    block_size: int = Field(ge=1, le=65_536)
+    phenotype: ColumnName | None = None
+    covariates: list[ColumnName] = Field(default_factory=list, max_length=64)
+
+
+class LinearGwasJob(_Message):
+    """A ``linear-gwas`` job: its version, parameters and masking."""
 
     computation: Literal["linear-gwas"]
     version: Literal[1]
@@ -148,10 +162,17 @@ class JobRequest(_Message):
     aggregation: SecureAggregation
 
 
-class MissingSelection(_Message):
-    """Variants of a block (indices within it) whose missing-call sums are wanted."""
+class VariantQcJob(_Message):
+    """A ``variant-qc`` job: its version, parameters and masking."""
 
-    variants: list[Annotated[int, Field(ge=0, lt=65_536)]] = Field(min_length=1, max_length=65_536)
+    computation: Literal["variant-qc"]
+    version: Literal[1]
+    parameters: VariantQcParameters
+    aggregation: SecureAggregation
+
+
+# A job from the catalogue, told apart by its computation name.
+JobRequest = Annotated[LinearGwasJob | VariantQcJob, Field(discriminator="computation")]
 
 
 class Computation(_Message):
@@ -168,10 +189,20 @@ CATALOGUE = (
         name="linear-gwas",
         version=1,
         description=(
-            "Sufficient statistics of a linear-regression GWAS: C'C, C'y, y'y and n once, "
-            "then C'g, g'g and g'y per variant with the missing-call samples' own sums."
+            "Sufficient statistics of a linear-regression GWAS, masked for secure aggregation: "
+            "C'C, C'y, y'y and n once, then C'g, g'g, g'y and the missing-call count per "
+            "variant, and the missing-call samples' own sums of the variants asked for."
         ),
         results=["null", "block/{index}", "block/{index}/missing"],
+    ),
+    Computation(
+        name="variant-qc",
+        version=1,
+        description=(
+            "Genotype counts per variant over all genotyped samples: ALT dosage 0, 1, 2 and "
+            "missing, for allele frequencies, missing-call rates and Hardy-Weinberg tests."
+        ),
+        results=["block/{index}"],
     ),
 )
 

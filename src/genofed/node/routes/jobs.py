@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 
+from genofed.errors import ProtocolError
 from genofed.node.deps import Caller, Jobs
-from genofed.protocol.codec import ARRAY_MEDIA_TYPE
-from genofed.protocol.messages import JobRequest, JobStatus, MissingSelection
+from genofed.node.jobs import request_digest as _digest
+from genofed.protocol.codec import ARRAY_MEDIA_TYPE, decode_arrays
+from genofed.protocol.messages import JobRequest, JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 MAX_WAIT_SECONDS = 30.0
+MAX_REQUEST_BYTES = 64 << 20  # arrays a coordinator may send with one request
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -45,18 +49,27 @@ def result(
     )
 
 
-@router.post("/{job_id}/results/block/{index}/missing", response_class=Response)
-def missing(
-    job_id: str,
-    index: Annotated[int, Path(ge=0)],
-    selection: MissingSelection,
-    jobs: Jobs,
-    caller: Caller,
-    http: Request,
-) -> Response:
-    """Fetch block ``index``'s missing-call sums for the selected variants (once per block)."""
-    http.state.parameters = selection.model_dump(mode="json")
-    payload = jobs.missing(job_id, index, selection.variants, user=caller.user)
+@router.post(
+    "/{job_id}/results/{part:path}",
+    response_class=Response,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {ARRAY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def ask(job_id: str, part: str, jobs: Jobs, caller: Caller, http: Request) -> Response:
+    """Ask for a part that needs arrays, e.g. ``block/<i>/missing`` with the variants wanted.
+
+    The body is named arrays in the node's array codec; each part is answered once.
+    """
+    body = await http.body()
+    if len(body) > MAX_REQUEST_BYTES:
+        raise ProtocolError(f"the request has {len(body):,} bytes, more than {MAX_REQUEST_BYTES:,}")
+    arrays = decode_arrays(body)
+    http.state.parameters = {"part": part, "arrays": _digest(arrays)}
+    payload = await run_in_threadpool(jobs.answer, job_id, part, arrays, user=caller.user)
     return Response(payload, media_type=ARRAY_MEDIA_TYPE)
 
 

@@ -1,0 +1,110 @@
+"""Variant quality control across the federation, equal to PLINK 2 on the pooled data.
+
+Each node counts, per variant, the samples with ALT dosage 0, 1 and 2 and
+with a missing call, over all its genotyped samples (as PLINK 2 does for
+``--freq``, ``--missing`` and ``--hardy``), and masks the counts. The
+coordinator sums them, which cancels the masks, and computes allele
+frequencies, missing-call rates and Hardy-Weinberg exact tests
+(:mod:`genofed.kernels.qc`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from genofed._progress import Progress, ProgressCallback
+from genofed.coordinator.federation import Federation
+from genofed.coordinator.study import Round, Study, check_same_variants
+from genofed.kernels.qc import QcResult, variant_qc
+from genofed.protocol.messages import VariantQcJob, VariantQcParameters
+from genofed.report.qc_table import write_qc_table
+
+__all__ = ["VariantQc", "federated_qc", "run_qc"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VariantQc:
+    """A finished QC study: the statistics, where they were written, and its nodes."""
+
+    result: QcResult
+    tsv: Path
+    samples_per_node: dict[str, int]
+    seconds: float
+    dropped: tuple[str, ...] = ()
+
+
+def run_qc(
+    federation: Federation,
+    *,
+    out: Path,
+    passport: str | None = None,
+    block_size: int | None = None,
+    timeout: float = 30.0,
+    progress: ProgressCallback | None = None,
+) -> VariantQc:
+    """Compute every variant's QC statistics over the federation and write ``out.tsv``.
+
+    Raises
+    ------
+    InputError
+        If the nodes hold different variants, or the federation has fewer than two nodes.
+    NodeError, AuthError, DisclosureError, ProtocolError
+        As for :func:`genofed.coordinator.run_linear_gwas`.
+    """
+    started = time.monotonic()
+    with Study(federation, passport=passport, timeout=timeout) as study:
+        described = study.describe()
+        check_same_variants(described)
+        variants = study.clients[0].variants()
+        size = block_size or min(d.block_size for d in described)
+        parameters = VariantQcParameters(block_size=size)
+        result, samples = study.run(
+            lambda round: federated_qc(round, len(variants["variant_id"]), parameters, progress)
+        )
+        dropped = tuple(study.dropped)
+    columns: dict[str, npt.NDArray[np.generic]] = {
+        "effect_allele_frequency": result.alt_frequency,
+        "missing_count": result.missing_count,
+        "missing_rate": result.missing_rate,
+        "hwe_p": result.hwe_p,
+        "n": result.n_called,
+    }
+    tsv = write_qc_table(Path(f"{out}.tsv"), variants, columns)
+    return VariantQc(result, tsv, samples, time.monotonic() - started, dropped)
+
+
+def federated_qc(
+    round: Round,
+    n_variants: int,
+    parameters: VariantQcParameters,
+    progress: ProgressCallback | None,
+) -> tuple[QcResult, dict[str, int]]:
+    """Run a ``variant-qc`` job in ``round`` and sum the genotype counts of every block."""
+    block_size = parameters.block_size
+    round.submit(
+        VariantQcJob(
+            computation="variant-qc",
+            version=1,
+            parameters=parameters,
+            aggregation=round.aggregation,
+        )
+    )
+    counts = np.zeros((n_variants, 4), dtype=np.int64)
+    n_blocks = -(-n_variants // block_size)
+    done = dict.fromkeys(round.names, 0)
+    for index in range(n_blocks):
+        start = index * block_size
+        totals = round.fetch(f"block/{index}", done=done)["counts"]
+        counts[start : start + len(totals)] = np.rint(totals).astype(np.int64)
+        if progress is not None:
+            progress(Progress("qc blocks", index + 1, n_blocks, tuple(done.items())))
+    logger.info("QC of %d variants over %d nodes", n_variants, len(round.names))
+    return variant_qc(counts), {name: round.samples[name] for name in round.names}

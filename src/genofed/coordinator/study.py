@@ -1,0 +1,241 @@
+"""What every federated study does: reach the nodes, agree keys, run masked rounds.
+
+A :class:`Study` holds one client per node and a thread pool. It collects
+each node's signed study key once (checked against the node's card), then
+runs a round: a function that submits one job per node, masked for the
+round's participants, and sums their parts. If a node fails during a round,
+the round is run again over the nodes that remain, under a new round label
+(so with fresh masks), and the user is warned.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from genofed.coordinator.client import NodeClient
+from genofed.coordinator.federation import Federation
+from genofed.errors import InputError, NodeError, ProtocolError
+from genofed.protocol.aggregation import signed_study_key, sum_masked
+from genofed.protocol.masking import parse_public_key, verify_study_keys
+from genofed.protocol.messages import (
+    DatasetDescription,
+    LinearGwasJob,
+    SecureAggregation,
+    SignedKey,
+    VariantQcJob,
+)
+
+__all__ = ["MIN_PARTICIPANTS", "Round", "Study", "check_same_variants"]
+
+logger = logging.getLogger(__name__)
+
+MIN_PARTICIPANTS = 2  # a masked sum over one node would be that node's own sums
+RESULT_TIMEOUT_SECONDS = 600.0  # to wait for one result part of a running job
+
+T = TypeVar("T")
+FloatArray = npt.NDArray[np.float64]
+
+
+class _Dropout(Exception):
+    """A node failed during a round; the round is rerun without it."""
+
+    def __init__(self, node: str, error: NodeError) -> None:
+        super().__init__(str(error))
+        self.node = node
+        self.error = error
+
+
+class Round:
+    """One masked round over some nodes: their jobs, and sums of their parts."""
+
+    def __init__(
+        self, pool: ThreadPoolExecutor, clients: list[NodeClient], aggregation: SecureAggregation
+    ) -> None:
+        self.pool = pool
+        self.clients = clients
+        self.aggregation = aggregation
+        self.jobs: dict[str, str] = {}
+        self.samples: dict[str, int] = {}
+
+    @property
+    def names(self) -> list[str]:
+        """The participating nodes."""
+        return [c.name for c in self.clients]
+
+    def each(self, call: Callable[[NodeClient], T]) -> list[T]:
+        """Call every node in parallel; a node that fails ends the round as a dropout."""
+        futures = [self.pool.submit(call, client) for client in self.clients]
+        results: list[T] = []
+        dropout: _Dropout | None = None
+        for client, future in zip(self.clients, futures, strict=True):
+            try:
+                results.append(future.result())
+            except NodeError as exc:
+                dropout = dropout or _Dropout(client.name, exc)
+        if dropout is not None:
+            raise dropout
+        return results
+
+    def submit(self, job: LinearGwasJob | VariantQcJob) -> None:
+        """Queue the job at every node; remember the job ids and cohort sizes."""
+
+        def submit(client: NodeClient) -> None:
+            status = client.submit(job)
+            self.jobs[client.name], self.samples[client.name] = status.id, status.samples or 0
+
+        self.each(submit)
+
+    def fetch(self, part: str, *, done: dict[str, int] | None = None) -> dict[str, FloatArray]:
+        """Fetch a computed part from every node and return the unmasked totals.
+
+        ``done`` is updated with each node's count of blocks done.
+        """
+
+        def fetch(client: NodeClient) -> bytes:
+            payload, blocks = client.result(
+                self.jobs[client.name], part, timeout=RESULT_TIMEOUT_SECONDS
+            )
+            if done is not None:
+                done[client.name] = max(done.get(client.name, 0), blocks)
+            return payload
+
+        return sum_masked(dict(zip(self.names, self.each(fetch), strict=True)))
+
+    def ask(self, part: str, arrays: Mapping[str, npt.ArrayLike]) -> dict[str, FloatArray]:
+        """Ask every node for a part with the same arrays; return the unmasked totals."""
+        payloads = self.each(lambda c: c.ask(self.jobs[c.name], part, arrays))
+        return sum_masked(dict(zip(self.names, payloads, strict=True)))
+
+    def cancel(self) -> None:
+        """Cancel every job of the round, ignoring nodes that are gone."""
+        for client in self.clients:
+            if client.name in self.jobs:
+                client.cancel(self.jobs[client.name])
+
+
+class Study:
+    """The clients of a federation's nodes for one study, and its secure-aggregation keys.
+
+    Raises
+    ------
+    InputError
+        If the federation has fewer than two nodes.
+    """
+
+    def __init__(self, federation: Federation, *, passport: str | None, timeout: float) -> None:
+        if len(federation.nodes) < MIN_PARTICIPANTS:
+            raise InputError(
+                f"secure aggregation needs at least {MIN_PARTICIPANTS} nodes; the federation "
+                f"has {len(federation.nodes)}"
+            )
+        self.clients = [
+            NodeClient(card, passport=passport, timeout=timeout) for card in federation.nodes
+        ]
+        self.pool = ThreadPoolExecutor(len(self.clients))
+        self.study_id = secrets.token_hex(16)
+        self.dropped: list[str] = []
+        self._keys: dict[str, SignedKey] | None = None
+        self._rounds = 0  # every round of the study gets a label of its own
+
+    def __enter__(self) -> Study:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for client in self.clients:
+            client.close()
+
+    def describe(self) -> list[DatasetDescription]:
+        """Every node's dataset description; an unreachable node is an error here."""
+        return list(self.pool.map(lambda c: c.dataset(), self.clients))
+
+    def run(self, body: Callable[[Round], T]) -> T:
+        """Run ``body`` as a masked round over the nodes; rerun it if a node drops out.
+
+        Raises
+        ------
+        NodeError
+            If fewer than two nodes remain.
+        """
+        keys = self._study_keys()
+        active = [c for c in self.clients if c.name not in self.dropped]
+        while True:
+            self._rounds += 1
+            aggregation = SecureAggregation(
+                study_id=self.study_id,
+                round=f"round-{self._rounds}",
+                keys=[keys[c.name] for c in active],
+            )
+            current = Round(self.pool, active, aggregation)
+            try:
+                return body(current)
+            except _Dropout as dropout:
+                current.cancel()
+                self.dropped.append(dropout.node)
+                active = [c for c in active if c.name != dropout.node]
+                if len(active) < MIN_PARTICIPANTS:
+                    raise NodeError(
+                        f"{dropout.error}; only {len(active)} node remains, too few for a "
+                        "masked sum; nothing was written"
+                    ) from dropout.error
+                logger.warning(
+                    "%s; rerunning the study with fresh masks over the %d remaining nodes (%s)",
+                    dropout.error, len(active), ", ".join(c.name for c in active),
+                )  # fmt: skip
+            except BaseException:
+                current.cancel()
+                raise
+
+    def _study_keys(self) -> dict[str, SignedKey]:
+        """Collect every node's signed study key once and check it against the node's card."""
+        if self._keys is not None:
+            return self._keys
+        signed = self.pool.map(lambda c: c.study_key(self.study_id), self.clients)
+        keys = dict(zip([c.name for c in self.clients], signed, strict=True))
+        for client in self.clients:
+            if not client.card.identity_key:
+                raise InputError(
+                    f"the card of node {client.name} has no identity_key; recreate the "
+                    "federation from the node's current public.toml"
+                )
+            key = keys[client.name]
+            if key.node != client.name:
+                raise ProtocolError(f"node {client.name} sent a study key for {key.node!r}")
+            verify_study_keys(
+                [signed_study_key(key)],
+                {client.name: parse_public_key(client.card.identity_key)},
+                study_id=self.study_id,
+            )
+        self._keys = keys
+        return keys
+
+
+def check_same_variants(described: Sequence[DatasetDescription]) -> None:
+    """Refuse nodes that hold different variant lists, listing each node's count.
+
+    Raises
+    ------
+    InputError
+        If the nodes' variant digests differ.
+    """
+    if len({d.variant_digest for d in described}) > 1:
+        listing = ", ".join(
+            f"{d.node} {d.variants:,} variants ({d.variant_digest[:12]})" for d in described
+        )
+        raise InputError(
+            f"the nodes hold different variant lists: {listing}; every node must hold the "
+            "same variants in the same order (align them, e.g. with plink2 --extract)"
+        )
