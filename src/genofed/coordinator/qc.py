@@ -29,6 +29,8 @@ __all__ = ["VariantQc", "federated_qc", "run_qc"]
 
 logger = logging.getLogger(__name__)
 
+QC_BLOCK_FACTOR = 8  # QC blocks hold this many times the variants of the nodes' GWAS blocks
+
 
 @dataclass(frozen=True)
 class VariantQc:
@@ -64,7 +66,8 @@ def run_qc(
         described = study.describe()
         check_same_variants(described)
         variants = study.clients[0].variants()
-        size = block_size or min(d.block_size for d in described)
+        # four counts per variant: blocks can be far wider than a GWAS's
+        size = block_size or min(QC_BLOCK_FACTOR * min(d.block_size for d in described), 65_536)
         parameters = VariantQcParameters(block_size=size)
         result, samples = study.run(
             lambda round: federated_qc(round, len(variants["variant_id"]), parameters, progress)
