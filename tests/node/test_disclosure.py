@@ -64,3 +64,12 @@ def test_disclosure__refusal_records_nothing(ledger: DisclosureLedger) -> None:
 def test_disclosure__small_counts_are_not_reported() -> None:
     assert reported_count(4, RULES) is None
     assert reported_count(5, RULES) == 5
+
+
+def test_disclosure__a_few_cases_are_refused_but_none_is_allowed(ledger: DisclosureLedger) -> None:
+    with pytest.raises(DisclosureError, match=r"node EE refused: rule min_count: .* than 5 cases"):
+        ledger.check_groups(cases=4, controls=400)
+    with pytest.raises(DisclosureError, match=r"fewer than 5 controls"):
+        ledger.check_groups(cases=400, controls=1)
+    ledger.check_groups(cases=0, controls=400)
+    ledger.check_groups(cases=5, controls=400)

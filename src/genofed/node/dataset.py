@@ -119,6 +119,27 @@ class NodeDataset:
             included=included,
         )
 
+    def binary_inputs(self, phenotype: str, covariates: Sequence[str]) -> LinearInputs:
+        """As :meth:`linear_inputs`, for a case/control phenotype coded 1 (case) and 0.
+
+        Raises
+        ------
+        InputError
+            As :meth:`linear_inputs`, or naming the values other than 0, 1 and
+            NA that the phenotype holds.
+        """
+        inputs = self.linear_inputs(phenotype, covariates)
+        values = np.unique(inputs.phenotype[inputs.included])
+        other = values[(values != 0) & (values != 1)]
+        if len(other):
+            shown = ", ".join(f"{v:g}" for v in other[:5]) + (", ..." if len(other) > 5 else "")
+            raise InputError(
+                f"phenotype {phenotype!r} is not a case/control trait: it holds values other "
+                f"than 0, 1 and NA ({shown}); code cases as 1 and controls as 0 (PLINK's "
+                "1/2 coding becomes 0/1 by subtracting 1)"
+            )
+        return inputs
+
     def variant_sums(self, design: LinearDesign, start: int, stop: int) -> VariantSums:
         """Compute the linear-regression sums of variants ``start:stop`` from packed bytes."""
         sums = local_variant_sums_packed(design, self._bed.block(start, stop))

@@ -13,7 +13,9 @@ rule (``[disclosure]``) default   DataSHIELD counterpart
 =====================  =========  ==============================================
 
 ``min_cohort``: no computation runs on fewer samples at this node.
-``min_count``: a count below it is reported as ``None`` (not shown).
+``min_count``: a count below it is reported as ``None`` (not shown), and no
+computation runs on a group (the cases or the controls of a binary trait)
+of 1 to ``min_count - 1`` samples at this node; a node with none takes part.
 ``min_difference``: two cohorts one user has queried must be identical or differ
 by at least this many samples, which blocks differencing (cohorts that differ
 by one person). ``query_budget``: jobs per user in any 24 hours.
@@ -79,6 +81,22 @@ class DisclosureLedger:
     def close(self) -> None:
         """Close the ledger's database."""
         self._db.close()
+
+    def check_groups(self, **groups: int) -> None:
+        """Refuse a computation on a group of samples (e.g. cases) too small to hide in.
+
+        Raises
+        ------
+        DisclosureError
+            Naming the group, the rule and this node, if a group has 1 to
+            ``min_count - 1`` samples; an empty group is allowed.
+        """
+        for name, size in groups.items():
+            if 0 < size < self.rules.min_count:
+                raise DisclosureError(
+                    f"node {self.node} refused: rule min_count: the cohort has fewer than "
+                    f"{self.rules.min_count} {name} at this node (but some)"
+                )
 
     def admit(self, user: str, included: npt.NDArray[np.bool_]) -> None:
         """Check every rule for a job over the ``included`` samples, then record it.
