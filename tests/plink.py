@@ -33,3 +33,33 @@ def pooled_glm_linear(
         out=workdir / "gwas",
     )  # fmt: skip
     return read_tsv(out.with_suffix(f".{trait}.glm.linear"))
+
+
+def pooled_glm_logistic(
+    plink2: PlinkRunner,
+    cohorts: Path,
+    trait: str,
+    covariates: str,
+    workdir: Path,
+    *,
+    genotypes: Path | None = None,
+    phenotypes: Path | None = None,
+) -> list[dict[str, str]]:
+    """``plink2 --glm`` with its default logistic regression (``firth-fallback``) on a 0/1 trait.
+
+    Tests ALT as genofed does (``omit-ref``); ``--1`` reads the 0/1 coding
+    (without it 0 means missing). ``covariates`` may be empty
+    (``allow-no-covars``). ``genotypes`` (a .bed prefix) and ``phenotypes``
+    (an IID-first table) default to the pooled files.
+    """
+    table = phenotypes or cohorts / "pooled" / "phenotypes.tsv"
+    pheno = plink_pheno(table, workdir / "pheno.tsv")
+    covar = ("--covar", pheno, "--covar-name", covariates) if covariates else ()
+    modifiers = ("hide-covar", "omit-ref") if covariates else ("allow-no-covars", "omit-ref")
+    out = plink2(
+        "--bfile", genotypes or cohorts / "pooled" / "genotypes",
+        "--pheno", pheno, "--pheno-name", trait, "--1", *covar,
+        "--glm", *modifiers,
+        out=workdir / "gwas",
+    )  # fmt: skip
+    return read_tsv(out.with_suffix(f".{trait}.glm.logistic.hybrid"))

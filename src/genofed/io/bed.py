@@ -23,9 +23,32 @@ import numpy.typing as npt
 
 from genofed.errors import InputError
 
-__all__ = ["BED_MAGIC", "PackedBed", "count_lines"]
+__all__ = ["BED_MAGIC", "PackedBed", "count_lines", "decode_rows"]
 
 BED_MAGIC = bytes([0x6C, 0x1B, 0x01])  # PLINK 1 .bed, SNP-major
+
+
+def _decoding_table() -> npt.NDArray[np.int8]:
+    """Byte value -> the ALT counts of its four samples (lowest bits first)."""
+    codes = {0b00: 2, 0b01: -127, 0b10: 1, 0b11: 0}  # -127: MISSING_CALL of genofed.io.plink
+    table = np.empty((256, 4), dtype=np.int8)
+    for byte in range(256):
+        table[byte] = [codes[(byte >> (2 * j)) & 0b11] for j in range(4)]
+    return table
+
+
+_DECODING = _decoding_table()
+
+
+def decode_rows(
+    block: npt.NDArray[np.uint8], n_samples: int, samples: npt.NDArray[np.intp] | None = None
+) -> npt.NDArray[np.int8]:
+    """Decode packed rows into ``(variants, samples)`` int8 ALT counts, -127 where missing.
+
+    ``samples`` selects and orders the samples (.fam rows); all of them by default.
+    """
+    decoded = _DECODING[block].reshape(len(block), -1)[:, :n_samples]
+    return decoded if samples is None else np.ascontiguousarray(decoded[:, samples])
 
 
 def count_lines(path: Path) -> int:
