@@ -4,7 +4,7 @@ import datetime
 import gzip
 import hashlib
 import tempfile
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from ruamel.yaml import YAML
 from genofed.errors import InputError
 from genofed.report import GwasMetadata, GwasTable, read_gwas_ssf, write_gwas_ssf
 from genofed.report import gwas_ssf as gwas_ssf_module
+from genofed.report.gwas_ssf import COLUMNS
 from tests.report.tables import make_table
 
 HEADER = (
@@ -31,17 +32,18 @@ def load_yaml(path: Path) -> Any:
 
 
 def assert_tables_identical(got: GwasTable, expected: GwasTable) -> None:
-    for column in fields(GwasTable):
-        a, b = getattr(got, column.name), getattr(expected, column.name)
-        assert a.dtype.kind == b.dtype.kind, column.name
-        if column.name in FLOAT_COLUMNS:
-            np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=column.name)
+    assert got.effect == expected.effect
+    for name in COLUMNS:
+        a, b = getattr(got, name), getattr(expected, name)
+        assert a.dtype.kind == b.dtype.kind, name
+        if name in FLOAT_COLUMNS:
+            np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=name)
             known = ~np.isnan(b)
             np.testing.assert_array_equal(
-                a[known].view(np.int64), b[known].view(np.int64), err_msg=column.name
+                a[known].view(np.int64), b[known].view(np.int64), err_msg=name
             )
         else:
-            np.testing.assert_array_equal(a, b, err_msg=column.name)
+            np.testing.assert_array_equal(a, b, err_msg=name)
 
 
 def small_table(**overrides: Any) -> GwasTable:
@@ -354,3 +356,24 @@ def test_read_gwas_ssf__header_only_gives_an_empty_table(tmp_path: Path) -> None
     path = tmp_path / "ldl.tsv"
     path.write_text(HEADER + "\n")
     assert len(read_gwas_ssf(path)) == 0
+
+
+def test_write_gwas_ssf__a_logistic_table_writes_odds_ratios_and_extra_columns(
+    tmp_path: Path,
+) -> None:
+    base = small_table()
+    table = GwasTable(
+        **{name: getattr(base, name) for name in COLUMNS},
+        effect="odds_ratio",
+        extra={"n_cases": np.array([10, 12]), "firth": np.array([True, False])},
+    )
+    tsv, _ = write_gwas_ssf(tmp_path / "t", table, GwasMetadata("t2d", (), {"a": 2}, 2))
+    header, first, _ = tsv.read_text().splitlines()
+    assert header.split("\t")[4] == "odds_ratio"
+    assert header.split("\t")[-2:] == ["n_cases", "firth"]
+    assert first.split("\t")[-2:] == ["10", "Y"]
+    assert float(first.split("\t")[4]) == pytest.approx(np.exp(base.beta[0]), rel=1e-15)
+    back = read_gwas_ssf(tsv)
+    assert back.effect == "odds_ratio"
+    np.testing.assert_allclose(back.beta, base.beta, rtol=1e-14)
+    assert len(table.take([1]).extra["firth"]) == 1

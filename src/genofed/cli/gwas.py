@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from genofed.cli._console import TerminalProgress, gwas_record, gwas_report, print_json
-from genofed.coordinator import read_federation, run_linear_gwas
+from genofed.coordinator import read_federation, run_gwas
 from genofed.errors import InputError
 
 
@@ -17,11 +17,18 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "gwas",
         parents=[common],
         help="run a GWAS across the federation's nodes",
-        description="Run a linear-regression GWAS on every node's data in place; only sums "
-        "leave the nodes. Results equal plink2 --glm on the pooled data.",
+        description="Run a linear or logistic regression GWAS on every node's data in place; "
+        "only masked sums leave the nodes. Results equal plink2 --glm on the pooled data.",
     )
     parser.add_argument("--federation", required=True, type=Path, help="federation.toml")
     parser.add_argument("--phenotype", required=True, help="phenotype column to test")
+    parser.add_argument(
+        "--model",
+        choices=("linear", "logistic"),
+        default="linear",
+        help="linear for a quantitative trait, logistic for a 0/1 case/control trait "
+        "(with PLINK 2's Firth fallback; default: %(default)s)",
+    )
     parser.add_argument(
         "--covariates", default="", help="comma-separated covariate columns, e.g. age,sex"
     )
@@ -59,8 +66,9 @@ def read_passport(path: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run the study and summarise it."""
     covariates = [c.strip() for c in args.covariates.split(",") if c.strip()]
-    study = run_linear_gwas(
+    study = run_gwas(
         read_federation(args.federation),
+        model=args.model,
         phenotype=args.phenotype,
         covariates=covariates,
         out=args.out,

@@ -5,7 +5,7 @@ the sums the nodes return, and solves.
 """
 
 from genofed.coordinator.federation import Federation, create_federation, read_federation
-from genofed.coordinator.gwas import LinearGwas, run_linear_gwas
+from genofed.coordinator.gwas import LinearGwas, run_gwas, run_linear_gwas
 from genofed.coordinator.qc import VariantQc, run_qc
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "VariantQc",
     "create_federation",
     "read_federation",
+    "run_gwas",
     "run_linear_gwas",
     "run_qc",
 ]

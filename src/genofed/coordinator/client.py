@@ -22,6 +22,7 @@ from genofed.protocol.messages import (
     DatasetDescription,
     JobStatus,
     LinearGwasJob,
+    LogisticGwasJob,
     ServiceInfo,
     SignedKey,
     StudyKeyRequest,
@@ -87,7 +88,7 @@ class NodeClient:
             headers={"Content-Type": ARRAY_MEDIA_TYPE},
         ).content
 
-    def submit(self, request: LinearGwasJob | VariantQcJob) -> JobStatus:
+    def submit(self, request: LinearGwasJob | LogisticGwasJob | VariantQcJob) -> JobStatus:
         """Queue a job."""
         response = self._call("POST", "/jobs", json=request.model_dump(mode="json"))
         return self._model(JobStatus, response)

@@ -17,8 +17,8 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +26,7 @@ import numpy.typing as npt
 from genofed._progress import Progress, ProgressCallback
 from genofed._version import __version__
 from genofed.coordinator.federation import Federation
+from genofed.coordinator.logistic import solve_logistic_blocks
 from genofed.coordinator.qc import federated_qc
 from genofed.coordinator.study import Round, Study, check_same_variants
 from genofed.errors import InputError
@@ -36,11 +37,13 @@ from genofed.protocol.messages import (
     DatasetDescription,
     LinearGwasJob,
     LinearGwasParameters,
+    LogisticGwasJob,
+    LogisticGwasParameters,
     VariantQcParameters,
 )
 from genofed.report import GwasMetadata, GwasTable, lambda_gc, write_gwas_ssf
 
-__all__ = ["LinearGwas", "run_linear_gwas"]
+__all__ = ["LinearGwas", "run_gwas", "run_linear_gwas"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +70,15 @@ class LinearGwas:
     filtered: dict[str, int] = field(default_factory=dict)  # variants removed per filter
 
 
-def run_linear_gwas(
+def run_linear_gwas(federation: Federation, **options: Any) -> LinearGwas:
+    """Run a linear-regression GWAS: :func:`run_gwas` with ``model="linear"``."""
+    return run_gwas(federation, model="linear", **options)
+
+
+def run_gwas(
     federation: Federation,
     *,
+    model: str = "linear",
     phenotype: str,
     covariates: Sequence[str] = (),
     out: Path,
@@ -81,12 +90,17 @@ def run_linear_gwas(
     geno: float | None = None,
     hwe: float | None = None,
 ) -> LinearGwas:
-    """Run a linear-regression GWAS over every node and write ``out.tsv`` (GWAS-SSF).
+    """Run a GWAS over every node and write ``out.tsv`` (GWAS-SSF).
 
     Parameters
     ----------
     federation
         The nodes to run on; at least two, for secure aggregation.
+    model
+        ``"linear"`` (a quantitative phenotype, as ``plink2 --glm``) or
+        ``"logistic"`` (a 0/1 phenotype, as ``plink2 --glm`` with its default
+        Firth fallback; the table has odds ratios, case and control counts,
+        the Firth flag and PLINK's error code).
     phenotype, covariates
         Column names of the nodes' phenotype tables. An intercept is always added.
     passport
@@ -127,6 +141,8 @@ def run_linear_gwas(
     """
     started = time.monotonic()
     covariates = list(covariates)
+    if model not in ("linear", "logistic"):
+        raise InputError(f"the model is 'linear' or 'logistic', not {model!r}")
     with Study(federation, passport=passport, timeout=timeout) as study:
         described = study.describe()
         _check_datasets(described, phenotype, covariates)
@@ -136,7 +152,6 @@ def run_linear_gwas(
             covariates=covariates,
             block_size=block_size or min(d.block_size for d in described),
         )
-        job = partial(LinearGwasJob, computation="linear-gwas", version=1, parameters=parameters)
         keep: npt.NDArray[np.bool_] | None = None
         filtered: dict[str, int] = {}
         if (maf, geno, hwe) != (None, None, None):
@@ -149,11 +164,30 @@ def run_linear_gwas(
             logger.info("variant filters removed %s", filtered)
 
         def run(round: Round) -> tuple[GwasTable, dict[str, int]]:
-            round.submit(job(aggregation=round.aggregation))
-            null = null_from_totals(round.fetch("null"), k=len(covariates) + 1)
-            check_covariates(null, covariates)
-            logger.info("null model over %d samples at %d nodes", null.n, len(round.clients))
-            table = _solve_blocks(round, null, variants, parameters.block_size, progress)
+            k = len(covariates) + 1
+            if model == "logistic":
+                round.submit(
+                    LogisticGwasJob(
+                        computation="logistic-gwas",
+                        version=1,
+                        parameters=LogisticGwasParameters(**parameters.model_dump()),
+                        aggregation=round.aggregation,
+                    )
+                )
+                table = solve_logistic_blocks(round, variants, parameters.block_size, k, progress)
+            else:
+                round.submit(
+                    LinearGwasJob(
+                        computation="linear-gwas",
+                        version=1,
+                        parameters=parameters,
+                        aggregation=round.aggregation,
+                    )
+                )
+                null = null_from_totals(round.fetch("null"), k=k)
+                check_covariates(null, covariates)
+                logger.info("null model over %d samples at %d nodes", null.n, len(round.clients))
+                table = _solve_blocks(round, null, variants, parameters.block_size, progress)
             return table, {name: round.samples[name] for name in round.names}
 
         table, samples = study.run(run)
@@ -172,7 +206,7 @@ def run_linear_gwas(
     metadata = GwasMetadata(
         trait=phenotype,
         covariates=tuple(covariates),
-        model="linear",
+        model=model,
         sample_size_per_node=samples,
         total_sample_size=sum(samples.values()),
         software_name="genofed",

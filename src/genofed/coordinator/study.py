@@ -28,6 +28,7 @@ from genofed.protocol.masking import parse_public_key, verify_study_keys
 from genofed.protocol.messages import (
     DatasetDescription,
     LinearGwasJob,
+    LogisticGwasJob,
     SecureAggregation,
     SignedKey,
     VariantQcJob,
@@ -84,7 +85,7 @@ class Round:
             raise dropout
         return results
 
-    def submit(self, job: LinearGwasJob | VariantQcJob) -> None:
+    def submit(self, job: LinearGwasJob | LogisticGwasJob | VariantQcJob) -> None:
         """Queue the job at every node; remember the job ids and cohort sizes."""
 
         def submit(client: NodeClient) -> None:

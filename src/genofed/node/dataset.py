@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from genofed.errors import InputError
-from genofed.io.bed import PackedBed
+from genofed.io.bed import PackedBed, decode_rows
 from genofed.io.phenotypes import PhenotypeTable, read_phenotype_table
 from genofed.io.plink import VariantInfo, read_bim, read_fam
 from genofed.kernels.linreg import (
@@ -145,6 +145,14 @@ class NodeDataset:
         sums = local_variant_sums_packed(design, self._bed.block(start, stop))
         self._bed.release(start, stop)
         return sums
+
+    def decoded_block(
+        self, start: int, stop: int, samples: npt.NDArray[np.intp]
+    ) -> npt.NDArray[np.int8]:
+        """ALT counts of variants ``start:stop`` for ``samples``: ``(variants, samples)`` int8."""
+        decoded = decode_rows(self._bed.block(start, stop), len(self.iids), samples)
+        self._bed.release(start, stop)
+        return decoded
 
     def genotype_counts(
         self, start: int, stop: int, included: npt.NDArray[np.bool_]

@@ -109,6 +109,7 @@ class JobManager:
         """
         task = TASKS[request.computation](self.dataset, request.parameters)
         masking = self.studies.admit(request.aggregation, user=user)
+        self.ledger.check_groups(**task.groups)
         self.ledger.admit(user, task.included)
         job = _Job(secrets.token_hex(8), user, request, task, masking)
         with self._lock:
@@ -266,7 +267,8 @@ class JobManager:
         logger.info("job %s ended %s after %.1f s", job.id, job.state, time.monotonic() - started)
 
     def _compute(self, job: _Job) -> None:
-        task, masking, window = job.task, job.masking, self.compute.buffered_blocks
+        task, masking = job.task, job.masking
+        window = min(self.compute.buffered_blocks, task.window or self.compute.buffered_blocks)
         with job.changed:
             if job.cancelled:
                 return

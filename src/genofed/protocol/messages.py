@@ -32,6 +32,8 @@ __all__ = [
     "JobStatus",
     "LinearGwasJob",
     "LinearGwasParameters",
+    "LogisticGwasJob",
+    "LogisticGwasParameters",
     "SecureAggregation",
     "ServiceInfo",
     "SignedKey",
@@ -141,6 +143,14 @@ class SecureAggregation(_Message):
     keys: list[SignedKey] = Field(min_length=1, max_length=64)
 
 
+class LogisticGwasParameters(_Message):
+    """Parameters of ``logistic-gwas`` version 1: a 0/1 phenotype, as for ``linear-gwas``."""
+
+    phenotype: ColumnName
+    covariates: list[ColumnName] = Field(default_factory=list, max_length=64)
+    block_size: int = Field(ge=1, le=65_536)
+
+
 class VariantQcParameters(_Message):
     """Parameters of ``variant-qc`` version 1.
 
@@ -162,6 +172,15 @@ class LinearGwasJob(_Message):
     aggregation: SecureAggregation
 
 
+class LogisticGwasJob(_Message):
+    """A ``logistic-gwas`` job: its version, parameters and masking."""
+
+    computation: Literal["logistic-gwas"]
+    version: Literal[1]
+    parameters: LogisticGwasParameters
+    aggregation: SecureAggregation
+
+
 class VariantQcJob(_Message):
     """A ``variant-qc`` job: its version, parameters and masking."""
 
@@ -172,7 +191,9 @@ class VariantQcJob(_Message):
 
 
 # A job from the catalogue, told apart by its computation name.
-JobRequest = Annotated[LinearGwasJob | VariantQcJob, Field(discriminator="computation")]
+JobRequest = Annotated[
+    LinearGwasJob | LogisticGwasJob | VariantQcJob, Field(discriminator="computation")
+]
 
 
 class Computation(_Message):
@@ -194,6 +215,16 @@ CATALOGUE = (
             "variant, and the missing-call samples' own sums of the variants asked for."
         ),
         results=["null", "block/{index}", "block/{index}/missing"],
+    ),
+    Computation(
+        name="logistic-gwas",
+        version=1,
+        description=(
+            "Sums of an exact logistic-regression GWAS with PLINK 2's Firth fallback, masked "
+            "for secure aggregation: per round, X'(y - mu), X'WX, the log-likelihood and the "
+            "Firth score correction of the variants asked for, at the coefficients asked for."
+        ),
+        results=["block/{index}", "block/{index}/round/{number}"],
     ),
     Computation(
         name="variant-qc",

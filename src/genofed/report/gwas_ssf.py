@@ -15,10 +15,10 @@ import datetime
 import gzip
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +45,7 @@ COLUMNS = (
     "n",
 )
 MANDATORY_COLUMNS = COLUMNS[:8]
+EFFECTS = ("beta", "odds_ratio")  # the fifth column: a linear or a logistic model's effect
 _STRING_COLUMNS = ("chromosome", "effect_allele", "other_allele", "variant_id")
 _INT_COLUMNS = ("base_pair_location", "n")
 _FLOAT_COLUMNS = ("beta", "standard_error", "effect_allele_frequency", "p_value")
@@ -88,6 +89,8 @@ class GwasTable:
     p_value: FloatArray
     variant_id: StrArray
     n: IntArray
+    effect: str  # "beta", or "odds_ratio" for a logistic model (``beta`` is then log OR)
+    extra: dict[str, npt.NDArray[np.generic]]  # columns written after ``n``
 
     def __init__(
         self,
@@ -101,7 +104,13 @@ class GwasTable:
         p_value: npt.ArrayLike,
         variant_id: npt.ArrayLike,
         n: npt.ArrayLike,
+        *,
+        effect: str = "beta",
+        extra: Mapping[str, npt.ArrayLike] | None = None,
     ) -> None:
+        if effect not in EFFECTS:
+            raise InputError(f"a GWAS table's effect is one of {EFFECTS}, not {effect!r}")
+        object.__setattr__(self, "effect", effect)
         given = {
             "chromosome": chromosome,
             "base_pair_location": base_pair_location,
@@ -129,6 +138,12 @@ class GwasTable:
                 )
             object.__setattr__(self, name, values)
             lengths[name] = len(values)
+        more = {name: np.asarray(values) for name, values in (extra or {}).items()}
+        for name, values in more.items():
+            if name in COLUMNS or name in EFFECTS or values.ndim != 1:
+                raise InputError(f"extra GWAS table column {name!r} is a standard name or not 1-D")
+            lengths[name] = len(values)
+        object.__setattr__(self, "extra", more)
         if len(set(lengths.values())) > 1:
             described = ", ".join(f"{name}={length}" for name, length in lengths.items())
             raise InputError(f"GWAS table columns differ in length ({described})")
@@ -138,7 +153,24 @@ class GwasTable:
 
     def take(self, index: npt.ArrayLike) -> GwasTable:
         """Return the rows at ``index`` (integer positions or a boolean mask), in that order."""
-        return GwasTable(**{c.name: getattr(self, c.name)[index] for c in fields(self)})
+        rows = np.asarray(index)
+        return GwasTable(
+            **{name: getattr(self, name)[rows] for name in COLUMNS},
+            effect=self.effect,
+            extra={name: values[rows] for name, values in self.extra.items()},
+        )
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The header this table is written with."""
+        effect = ("odds_ratio",) if self.effect == "odds_ratio" else ("beta",)
+        return (*COLUMNS[:4], *effect, *COLUMNS[5:], *self.extra)
+
+    def column(self, name: str) -> npt.NDArray[np.generic]:
+        """Return the values written under ``name``; ``odds_ratio`` is exp(beta)."""
+        if name == "odds_ratio":
+            return np.asarray(np.exp(self.beta))
+        return self.extra[name] if name in self.extra else np.asarray(getattr(self, name))
 
 
 def _genofed_version() -> str:
@@ -274,18 +306,18 @@ def _write_rows(handle: BinaryIO, table: GwasTable, chromosome: StrArray) -> str
         digest.update(data)
         handle.write(data)
 
-    emit("\t".join(COLUMNS) + "\n")
+    emit("\t".join(table.columns) + "\n")
     for start in range(0, len(table), _BLOCK_ROWS):
         block = slice(start, start + _BLOCK_ROWS)
         columns: list[list[str]] = []
-        for name in COLUMNS:
-            values = chromosome[block] if name == "chromosome" else getattr(table, name)[block]
-            if name in _FLOAT_COLUMNS:
+        for name in table.columns:
+            values = chromosome[block] if name == "chromosome" else table.column(name)[block]
+            if values.dtype.kind == "f":
                 columns.append(_float_strings(np.asarray(values, dtype=np.float64)))
-            elif name in _INT_COLUMNS:
-                columns.append(list(map(str, values.tolist())))
+            elif values.dtype.kind == "b":
+                columns.append(["Y" if v else "N" for v in values.tolist()])
             else:
-                columns.append(values.tolist())
+                columns.append(list(map(str, values.tolist())))
         emit("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n")
     return digest.hexdigest()
 
@@ -379,6 +411,9 @@ def read_gwas_ssf(path: Path) -> GwasTable:
     if not lines:
         raise InputError(f"GWAS-SSF file {path} is empty")
     header = lines[0].split("\t")
+    effect = "odds_ratio" if header[4:5] == ["odds_ratio"] else "beta"
+    if effect == "odds_ratio":
+        header[4] = "beta"
     positions = _column_positions(path, header)
     body = lines[1:]
     expected_tabs = len(header) - 1
@@ -389,7 +424,7 @@ def read_gwas_ssf(path: Path) -> GwasTable:
                 f"but the header has {len(header)}"
             )
     cells = "\t".join(body).split("\t") if body else []
-    columns: dict[str, npt.NDArray[np.generic]] = {}
+    columns: dict[str, Any] = {}
     for name, position in positions.items():
         values = cells[position :: len(header)]
         if name in _FLOAT_COLUMNS:
@@ -398,7 +433,10 @@ def read_gwas_ssf(path: Path) -> GwasTable:
             columns[name] = _parse_ints(path, name, values)
         else:
             columns[name] = np.array(values, dtype=np.str_)
-    return GwasTable(**columns)
+    if effect == "odds_ratio":
+        with np.errstate(divide="ignore"):
+            columns["beta"] = np.log(columns["beta"])
+    return GwasTable(**columns, effect=effect)
 
 
 def _column_positions(path: Path, header: list[str]) -> dict[str, int]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from genofed.node.computations.base import Arrays, Task
 from genofed.node.computations.linear import LinearTask
+from genofed.node.computations.logistic import LogisticTask
 from genofed.node.computations.qc import QcTask
 from genofed.node.dataset import NodeDataset
 
@@ -21,5 +22,6 @@ __all__ = ["TASKS", "Arrays", "Task"]
 # computation name -> the task a job of it runs; the parameters are its validated message
 TASKS: dict[str, Callable[[NodeDataset, Any], Task]] = {
     "linear-gwas": LinearTask,
+    "logistic-gwas": LogisticTask,
     "variant-qc": QcTask,
 }

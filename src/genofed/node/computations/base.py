@@ -34,9 +34,12 @@ class Task:
         How many ``block/<i>`` parts the job streams.
     """
 
+    window: int | None = None  # most blocks computed ahead (None: the node's buffered_blocks)
+
     def __init__(self, included: npt.NDArray[np.bool_], blocks_total: int) -> None:
         self.included = included
         self.blocks_total = blocks_total
+        self.groups: dict[str, int] = {}  # e.g. cases and controls, for the min_count rule
 
     @property
     def samples(self) -> int:

@@ -1,0 +1,128 @@
+"""The arrays of a ``logistic-gwas`` (version 1) round, both ways.
+
+The coordinator's :class:`~genofed.kernels.logistic.RoundRequest` (which
+variants of the block, at which coefficients, and the Firth corrections
+wanted) travels as named arrays to every node; each node answers with its
+:class:`~genofed.kernels.logistic.RoundSums` as named arrays, masked; the
+coordinator reads the unmasked totals back into ``RoundSums``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from genofed.errors import ProtocolError
+from genofed.kernels.logistic import FirthSums, LogisticSums, RoundRequest, RoundSums
+
+__all__ = ["request_arrays", "request_from_arrays", "sums_arrays", "sums_from_totals"]
+
+Arrays = dict[str, npt.NDArray[np.generic]]
+
+_REQUEST = (
+    "variants",
+    "coefficients",
+    "with_loglik",
+    "firth_variants",
+    "firth_coefficients",
+    "inverse_information",
+)
+
+
+def request_arrays(request: RoundRequest) -> Arrays:
+    """Lay out a round request as named arrays."""
+    return {name: np.asarray(getattr(request, name)) for name in _REQUEST}
+
+
+def request_from_arrays(
+    arrays: Mapping[str, npt.NDArray[np.generic]], *, width: int, p: int
+) -> RoundRequest:
+    """Read and check a round request for a block of ``width`` variants and ``p`` coefficients.
+
+    Raises
+    ------
+    ProtocolError
+        If an array is missing, extra, of the wrong type or shape, or an index
+        is outside the block.
+    """
+    if set(arrays) != set(_REQUEST):
+        raise ProtocolError(f"a round request has arrays {list(_REQUEST)}, got {sorted(arrays)}")
+    variants, firth_variants = arrays["variants"], arrays["firth_variants"]
+    m, f = len(variants), len(firth_variants)
+    shapes = {
+        "variants": ((m,), "iu"),
+        "coefficients": ((m, p), "f"),
+        "with_loglik": ((m,), "b"),
+        "firth_variants": ((f,), "iu"),
+        "firth_coefficients": ((f, p), "f"),
+        "inverse_information": ((f, p, p), "f"),
+    }
+    for name, (shape, kinds) in shapes.items():
+        value = arrays[name]
+        if value.shape != shape or value.dtype.kind not in kinds:
+            raise ProtocolError(
+                f"round request array {name!r} is {value.dtype}{value.shape}, expected {shape}"
+            )
+    for name in ("variants", "firth_variants"):
+        index = arrays[name]
+        if len(index) and (index.min() < 0 or index.max() >= width):
+            raise ProtocolError(f"round request {name!r} are not all within the block's {width}")
+    for name in ("coefficients", "firth_coefficients", "inverse_information"):
+        if not np.isfinite(arrays[name]).all():
+            raise ProtocolError(f"round request array {name!r} holds non-finite values")
+    return RoundRequest(
+        variants=variants.astype(np.int64),
+        coefficients=arrays["coefficients"].astype(np.float64),
+        with_loglik=arrays["with_loglik"].astype(np.bool_),
+        firth_variants=firth_variants.astype(np.int64),
+        firth_coefficients=arrays["firth_coefficients"].astype(np.float64),
+        inverse_information=arrays["inverse_information"].astype(np.float64),
+    )
+
+
+def sums_arrays(sums: RoundSums) -> Arrays:
+    """Lay out one node's round sums as named arrays; NaN log-likelihoods travel as 0."""
+    logistic = sums.logistic
+    wanted = ~np.isnan(logistic.loglik)
+    return {
+        "score": logistic.score,
+        "information": logistic.information,
+        "loglik": np.where(wanted, logistic.loglik, 0.0),
+        "loglik_wanted": wanted,
+        "n": logistic.n,
+        "cases": logistic.cases,
+        "alt": logistic.alt,
+        "alt_cases": logistic.alt_cases,
+        "firth_correction": sums.firth.correction,
+    }
+
+
+def sums_from_totals(
+    totals: Mapping[str, npt.NDArray[np.float64]], *, participants: int
+) -> RoundSums:
+    """Read the federation's round sums from the unmasked totals of every node's arrays."""
+    expected = {
+        "score", "information", "loglik", "loglik_wanted", "n", "cases", "alt", "alt_cases",
+        "firth_correction",
+    }  # fmt: skip
+    if set(totals) != expected:
+        raise ProtocolError(f"round sums have arrays {sorted(expected)}, got {sorted(totals)}")
+    wanted = np.rint(totals["loglik_wanted"]) == participants  # every node computed it
+
+    def counts(name: str) -> npt.NDArray[np.int64]:
+        return np.rint(totals[name]).astype(np.int64)
+
+    return RoundSums(
+        LogisticSums(
+            score=totals["score"],
+            information=totals["information"],
+            loglik=np.where(wanted, totals["loglik"], np.nan),
+            n=counts("n"),
+            cases=counts("cases"),
+            alt=counts("alt"),
+            alt_cases=counts("alt_cases"),
+        ),
+        FirthSums(totals["firth_correction"]),
+    )

@@ -1,0 +1,86 @@
+"""``genofed gwas --model logistic`` over three node processes against PLINK 2, pooled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genofed.aai import Issuer, write_passport
+from genofed.cli import main
+from genofed.kernels.logistic import LogisticResult
+from genofed.report import read_gwas_ssf
+from tests.conftest import PlinkRunner, passport_for
+from tests.e2e.conftest import SplitFederation
+from tests.kernels.test_logistic import Plink, assert_equals_plink
+from tests.plink import pooled_glm_logistic, read_tsv
+
+
+@pytest.fixture(scope="module")
+def t2d(
+    split_federation: SplitFederation,
+    issuer: Issuer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    directory = tmp_path_factory.mktemp("logistic")
+    grants = (f"genofed:{name}" for name in split_federation.nodes)
+    passport = write_passport(passport_for(issuer, *grants, user="dave"), directory / "dave.jwt")
+    out = directory / "t2d"
+    code = main(
+        ["gwas", "--federation", str(split_federation.federation), "--out", str(out),
+         "--passport", str(passport), "--phenotype", "t2d", "--covariates", "age,sex",
+         "--model", "logistic", "--block-size", "3000"]
+    )  # fmt: skip
+    assert code == 0
+    return out.with_suffix(".tsv")
+
+
+def test_logistic_gwas__equals_plink2_glm_with_firth_fallback_on_the_pooled_files(
+    t2d: Path,
+    plink2: PlinkRunner,
+    split_federation: SplitFederation,
+    tmp_path: Path,
+) -> None:
+    tsv = t2d
+    table = read_gwas_ssf(tsv)
+    rows = read_tsv(tsv)
+    assert table.effect == "odds_ratio"
+    ours = LogisticResult(
+        beta=table.beta,
+        standard_error=table.standard_error,
+        z_statistic=table.beta / table.standard_error,
+        p_value=table.p_value,
+        n=table.n,
+        firth=np.array([r["firth"] == "Y" for r in rows]),
+        error=np.array([r["errcode"] for r in rows]),
+        rounds=np.zeros(len(table), dtype=np.int64),
+    )
+    plink = Plink.parse(
+        pooled_glm_logistic(
+            plink2, split_federation.pooled.parent, "t2d", "age,sex", tmp_path,
+            genotypes=split_federation.pooled, phenotypes=split_federation.phenotypes,
+        )
+    )  # fmt: skip
+    assert list(table.variant_id) == plink.ids
+    assert plink.firth.sum() > 100  # rare variants fall back to Firth
+    assert_equals_plink(ours, plink)
+    cases = np.array([int(r["n_cases"]) for r in rows])
+    controls = np.array([int(r["n_controls"]) for r in rows])
+    np.testing.assert_array_equal(cases + controls, table.n)
+    assert (cases > 0).all()
+
+
+def test_logistic_gwas__a_trait_that_is_not_0_1_names_the_values(
+    split_federation: SplitFederation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["gwas", "--federation", str(split_federation.federation), "--out", str(tmp_path / "x"),
+         "--passport", str(split_federation.passport_file), "--phenotype", "ldl",
+         "--model", "logistic"]
+    )  # fmt: skip
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "phenotype 'ldl' is not a case/control trait" in error
+    assert "code cases as 1 and controls as 0" in error
+    assert not list(tmp_path.iterdir())
