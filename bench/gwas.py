@@ -33,7 +33,13 @@ from genofed.node.setup import init_node, trust_peers
 
 
 def write_data(
-    out: Path, *, sizes: list[int], variants: int, covariates: int, missing: float
+    out: Path,
+    *,
+    sizes: list[int],
+    variants: int,
+    covariates: int,
+    missing: float,
+    cases: float | None = None,
 ) -> tuple[Path, list[Path]]:
     """Write node file sets and the pooled set; return the pooled prefix and node dirs."""
     rng = np.random.default_rng(1)
@@ -65,6 +71,8 @@ def write_data(
     y = c @ rng.normal(size=covariates) + rng.normal(size=samples)
     iids = [f"s{i}" for i in range(samples)]
     columns = {"y": y, **{name: c[:, i] for i, name in enumerate(names)}}
+    if cases is not None:  # a 0/1 trait: the top ``cases`` fraction of y are cases
+        columns["case"] = (y > np.quantile(y, 1 - cases)).astype(np.float64)
     for i in range(nodes):
         a, b = bounds[i], bounds[i + 1]
         write_phenotype_table(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,11 @@ import pytest
 
 from genofed.aai import Issuer, write_passport
 from genofed.cli import main
+from genofed.coordinator import create_federation
+from genofed.io import read_phenotype_table, write_phenotype_table
 from genofed.kernels.logistic import LogisticResult
+from genofed.node.local import LocalNodes, free_port
+from genofed.node.setup import init_node, trust_peers
 from genofed.report import read_gwas_ssf
 from tests.conftest import PlinkRunner, passport_for
 from tests.e2e.conftest import SplitFederation
@@ -84,3 +90,46 @@ def test_logistic_gwas__a_trait_that_is_not_0_1_names_the_values(
     assert "phenotype 'ldl' is not a case/control trait" in error
     assert "code cases as 1 and controls as 0" in error
     assert not list(tmp_path.iterdir())
+
+
+def test_logistic_gwas__a_node_without_cases_takes_part_and_is_reported(
+    split_federation: SplitFederation,
+    issuer: Issuer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cards = []
+    for name in ("alpha", "beta"):
+        data = tmp_path / name
+        data.mkdir()
+        for suffix in (".bed", ".bim", ".fam"):
+            shutil.copy(split_federation.nodes[name] / f"genotypes{suffix}", data)
+        table = read_phenotype_table(split_federation.nodes[name] / "phenotypes.tsv")
+        columns = dict(table.columns)
+        if name == "alpha":  # controls only
+            columns["t2d"] = np.where(np.isnan(columns["t2d"]), np.nan, 0.0)
+        write_phenotype_table(data / "phenotypes.tsv", table.iids, columns)
+        init = init_node(
+            name, bfile=data / "genotypes", phenotypes=data / "phenotypes.tsv",
+            out=data / "node", port=free_port(), trusted_issuers=[issuer.jwks],
+        )  # fmt: skip
+        cards.append(init.card)
+    configs = [tmp_path / name / "node" / "node.toml" for name in ("alpha", "beta")]
+    for config in configs:
+        trust_peers(config, cards)
+    create_federation(cards, tmp_path / "federation.toml")
+    grants = ("genofed:alpha", "genofed:beta")
+    passport = write_passport(passport_for(issuer, *grants), tmp_path / "p.jwt")
+    with LocalNodes(configs):
+        code = main(
+            ["gwas", "--federation", str(tmp_path / "federation.toml"),
+             "--out", str(tmp_path / "t2d"), "--passport", str(passport), "--phenotype", "t2d",
+             "--covariates", "age,sex", "--model", "logistic", "--format", "json"]
+        )  # fmt: skip
+    assert code == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["cases_per_node"]["alpha"] == 0
+    assert record["cases_per_node"]["beta"] > 0
+    assert record["samples_per_node"]["alpha"] > 200  # its controls count
+    meta = (tmp_path / "t2d.tsv-meta.yaml").read_text()
+    assert "alpha have no cases and took part with controls" in meta

@@ -148,7 +148,8 @@ def assert_equals_plink(result: LogisticResult, plink: Plink) -> None:
     3e-3). Whether a Firth fit hits the iteration limit (UNFINISHED) differs
     for about 1% of them: where the Firth step overshoots and oscillates,
     float noise sometimes ends the oscillation early in PLINK (tolerance
-    2e-2 where either fit is UNFINISHED).
+    2e-2 where one fit is UNFINISHED; where both are, a diverging coefficient
+    is compared by sign).
     """
     np.testing.assert_array_equal(result.n, plink.n)
     np.testing.assert_array_equal(result.firth, plink.firth)
@@ -163,7 +164,12 @@ def assert_equals_plink(result: LogisticResult, plink: Plink) -> None:
     finished = (plink.error == ".") & (result.error == ".")
     assert_close_to_plink(result, plink, ~plink.firth & finished, 1e-4)
     assert_close_to_plink(result, plink, plink.firth & finished, 3e-3)
-    assert_close_to_plink(result, plink, plink.firth & ~finished & ~np.isnan(plink.beta), 2e-2)
+    # Where both fits hit the iteration limit, a diverging coefficient is compared by sign.
+    both_unfinished = (plink.error == "UNFINISHED") & (result.error == "UNFINISHED")
+    one_unfinished = plink.firth & ~finished & ~np.isnan(plink.beta) & ~both_unfinished
+    assert_close_to_plink(result, plink, one_unfinished, 2e-2)
+    diverging = both_unfinished & ~np.isnan(plink.beta)
+    np.testing.assert_array_equal(np.sign(result.beta[diverging]), np.sign(plink.beta[diverging]))
 
 
 @pytest.fixture(scope="module")

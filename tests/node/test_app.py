@@ -76,7 +76,11 @@ def test_node__offers_only_the_catalogue(client: TestClient) -> None:
         "/service-info", "/dataset", "/dataset/variants", "/catalogue", "/studies",
         "/jobs", "/jobs/{job_id}", "/jobs/{job_id}/results/{part}", "/jobs/{job_id}/cancel",
     }  # fmt: skip
-    assert [c["name"] for c in client.get("/catalogue").json()] == ["linear-gwas", "logistic-gwas", "variant-qc"]
+    assert [c["name"] for c in client.get("/catalogue").json()] == [
+        "linear-gwas",
+        "logistic-gwas",
+        "variant-qc",
+    ]
     study = "0" * 32
     key = {"node": "EE", "study_id": study, "public_key": "AAAA", "signature": "AAAA"}
     job = {**JOB, "aggregation": {"study_id": study, "round": "r", "keys": [key]}}

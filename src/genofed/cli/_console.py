@@ -102,12 +102,15 @@ def gwas_record(study: LinearGwas) -> dict[str, Any]:
     """Return a GWAS summary as JSON-ready data."""
     best = top_hits(study.table, 10)
     return {
+        "model": study.model,
+        "trait": study.trait,
         "tsv": str(study.tsv),
         "metadata": str(study.metadata),
         "variants": len(study.table),
         "samples_per_node": study.samples_per_node,
         "dropped_nodes": list(study.dropped),
         "filtered": study.filtered,
+        "cases_per_node": study.cases_per_node,
         "lambda_gc": study.lambda_gc,
         "seconds": study.seconds,
         "top_hits": [
@@ -128,12 +131,19 @@ def gwas_report(study: LinearGwas) -> str:
         if study.dropped
         else []
     )
+    if study.cases_per_node:
+        shown = ", ".join(
+            f"{name} {'hidden' if n is None else format(n, ',')}"
+            for name, n in study.cases_per_node.items()
+        )
+        dropped.append(f"cases per node: {shown}")
     if study.filtered:
         removed = ", ".join(f"--{name} {n:,}" for name, n in study.filtered.items())
         dropped.append(f"variants removed by filters: {removed}")
     return "\n".join(
         [
-            f"GWAS of {len(study.table):,} variants ({tested:,} tested) over "
+            f"{study.model} GWAS of {study.trait} on {len(study.table):,} variants "
+            f"({tested:,} tested) over "
             f"{sum(study.samples_per_node.values()):,} samples at "
             f"{len(study.samples_per_node)} nodes in {study.seconds:.1f} s",
             f"samples per node: {counts}",
@@ -142,7 +152,7 @@ def gwas_report(study: LinearGwas) -> str:
             f"{len(study.samples_per_node)} nodes",
             f"lambda GC: {study.lambda_gc:.3f}",
             "",
-            "top hits:",
+            "top hits:" + (" (beta is the log odds ratio)" if study.model == "logistic" else ""),
             format_top_hits(top_hits(study.table, 10)),
             "",
             f"wrote {study.tsv} and {study.metadata}",

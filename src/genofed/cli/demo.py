@@ -24,7 +24,7 @@ from genofed.cli._console import (
     simulation_report,
 )
 from genofed.cli.simulate import add_simulation_options, simulate_from_args
-from genofed.coordinator import create_federation, run_linear_gwas
+from genofed.coordinator import create_federation, run_gwas
 from genofed.node.local import LocalNodes, free_port
 from genofed.node.setup import init_node, trust_peers
 from genofed.report import manhattan_plot, qq_plot
@@ -81,34 +81,43 @@ def run(args: argparse.Namespace) -> int:
     _say(f"3/4 starting {len(configs)} node servers on loopback ...")
     results = out / "results"
     results.mkdir(exist_ok=True)
+    studies = []
     with LocalNodes(configs):
-        _say("4/4 federated GWAS of ldl ~ age + sex ...")
-        study = run_linear_gwas(
-            federation,
-            phenotype="ldl",
-            covariates=["age", "sex"],
-            out=results / "ldl",
-            passport=passport,
-            progress=TerminalProgress(),
-        )
-    manhattan = manhattan_plot(
-        study.table, results / "ldl.manhattan.png", title="ldl ~ age + sex, six nodes"
-    )
-    qq = qq_plot(study.table.p_value, results / "ldl.qq.png", title="ldl ~ age + sex")
+        for step, (trait, model) in enumerate((("ldl", "linear"), ("t2d", "logistic")), 1):
+            _say(f"4/4 ({step}/2) federated {model} GWAS of {trait} ~ age + sex ...")
+            studies.append(
+                run_gwas(
+                    federation,
+                    model=model,
+                    phenotype=trait,
+                    covariates=["age", "sex"],
+                    out=results / trait,
+                    passport=passport,
+                    progress=TerminalProgress(),
+                )
+            )
+    plots = []
+    for study, trait in zip(studies, ("ldl", "t2d"), strict=True):
+        title = f"{trait} ~ age + sex, six nodes"
+        plots.append(manhattan_plot(study.table, results / f"{trait}.manhattan.png", title=title))
+        plots.append(qq_plot(study.table.p_value, results / f"{trait}.qq.png", title=title))
     seconds = time.monotonic() - started
     if args.format == "json":
         print_json(
             {
                 "simulation": simulation_record(simulation),
-                "gwas": gwas_record(study),
-                "plots": [str(manhattan), str(qq)],
+                "gwas": gwas_record(studies[0]),
+                "disease_gwas": gwas_record(studies[1]),
+                "plots": [str(plot) for plot in plots],
                 "seconds": seconds,
             }
         )
         return 0
     print(simulation_report(simulation))
     print()
-    print(gwas_report(study))
-    print(f"plots: {manhattan} and {qq}")
+    for study in studies:
+        print(gwas_report(study))
+        print()
+    print("plots: " + ", ".join(map(str, plots)))
     print(f"\nthe six nodes were stopped; the demo took {seconds:.1f} s in all")
     return 0

@@ -68,6 +68,9 @@ class LinearGwas:
     seconds: float
     dropped: tuple[str, ...] = ()
     filtered: dict[str, int] = field(default_factory=dict)  # variants removed per filter
+    model: str = "linear"  # or "logistic": ``table.beta`` is then the log odds ratio
+    trait: str = ""
+    cases_per_node: dict[str, int | None] = field(default_factory=dict)  # logistic only
 
 
 def run_linear_gwas(federation: Federation, **options: Any) -> LinearGwas:
@@ -150,7 +153,7 @@ def run_gwas(
         parameters = LinearGwasParameters(
             phenotype=phenotype,
             covariates=covariates,
-            block_size=block_size or min(d.block_size for d in described),
+            block_size=block_size or _default_block_size(model, described),
         )
         keep: npt.NDArray[np.bool_] | None = None
         filtered: dict[str, int] = {}
@@ -163,6 +166,8 @@ def run_gwas(
             keep, filtered = removed_by_filters(qc_filters(qc, maf=maf, geno=geno, hwe=hwe))
             logger.info("variant filters removed %s", filtered)
 
+        cases: dict[str, int | None] = {}
+
         def run(round: Round) -> tuple[GwasTable, dict[str, int]]:
             k = len(covariates) + 1
             if model == "logistic":
@@ -174,6 +179,13 @@ def run_gwas(
                         aggregation=round.aggregation,
                     )
                 )
+                cases.update({name: round.groups[name].get("cases") for name in round.names})
+                without = [name for name, count in cases.items() if count == 0]
+                if without:
+                    logger.warning(
+                        "node(s) %s have no cases; they take part through their controls",
+                        ", ".join(without),
+                    )
                 table = solve_logistic_blocks(round, variants, parameters.block_size, k, progress)
             else:
                 round.submit(
@@ -197,6 +209,9 @@ def run_gwas(
     notes = [
         f"PLINK 2 variant filter --{name} removed {n:,} variants." for name, n in filtered.items()
     ]
+    without = [name for name, count in cases.items() if count == 0 and name in samples]
+    if without:
+        notes.append(f"Node(s) {', '.join(without)} have no cases and took part with controls.")
     if dropped:
         notes.append(
             f"Node(s) {', '.join(dropped)} failed during the study; the results are over the "
@@ -217,7 +232,17 @@ def run_gwas(
     tsv, meta = write_gwas_ssf(Path(out), table, metadata)
     seconds = time.monotonic() - started
     return LinearGwas(
-        table, tsv, meta, samples, lambda_gc(table.p_value), seconds, dropped, filtered
+        table,
+        tsv,
+        meta,
+        samples,
+        lambda_gc(table.p_value),
+        seconds,
+        dropped,
+        filtered,
+        model,
+        phenotype,
+        {name: cases[name] for name in samples if name in cases},
     )
 
 
@@ -237,6 +262,22 @@ def removed_by_filters(
             counts[name] = int((keep & removed[name]).sum())
             keep &= ~removed[name]
     return keep, counts
+
+
+# A logistic fit takes as many round trips per block as its slowest variant needs (up to
+# ~60 with Firth), so its blocks are as wide as the nodes' decoded int8 genotypes allow.
+LOGISTIC_BLOCK_BYTES = 1 << 27  # decoded genotypes of one block at the largest node
+MAX_BLOCK_SIZE = 65_536
+
+
+def _default_block_size(model: str, described: Sequence[DatasetDescription]) -> int:
+    """Return the nodes' smallest suggested block size, wider for logistic fits if possible."""
+    suggested = min(d.block_size for d in described)
+    counts = [d.genotyped_samples for d in described]
+    if model != "logistic" or None in counts:
+        return suggested
+    largest = max(count for count in counts if count is not None)
+    return max(suggested, min(MAX_BLOCK_SIZE, LOGISTIC_BLOCK_BYTES // max(largest, 1)))
 
 
 def check_covariates(null: NullSums, names: Sequence[str]) -> None:

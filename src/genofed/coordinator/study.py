@@ -65,6 +65,7 @@ class Round:
         self.aggregation = aggregation
         self.jobs: dict[str, str] = {}
         self.samples: dict[str, int] = {}
+        self.groups: dict[str, dict[str, int | None]] = {}  # per node, e.g. its cases
 
     @property
     def names(self) -> list[str]:
@@ -91,6 +92,7 @@ class Round:
         def submit(client: NodeClient) -> None:
             status = client.submit(job)
             self.jobs[client.name], self.samples[client.name] = status.id, status.samples or 0
+            self.groups[client.name] = status.groups
 
         self.each(submit)
 

@@ -32,7 +32,7 @@ from genofed.errors import GenofedError, ProtocolError
 from genofed.node.computations import TASKS, Task
 from genofed.node.computations.base import NotReady, UnknownPart
 from genofed.node.dataset import NodeDataset
-from genofed.node.disclosure import DisclosureLedger
+from genofed.node.disclosure import DisclosureLedger, reported_count
 from genofed.node.settings import ComputeSection
 from genofed.node.studies import StudyKeys
 from genofed.protocol.aggregation import MaskedRound
@@ -63,6 +63,7 @@ class _Job:
     cancelled: bool = False
     changed: threading.Condition = field(default_factory=threading.Condition)
     answering: threading.Lock = field(default_factory=threading.Lock)
+    reported_groups: dict[str, int | None] = field(default_factory=dict)
 
     def status(self) -> JobStatus:
         return JobStatus(
@@ -73,6 +74,7 @@ class _Job:
             blocks_done=self.blocks_done,
             blocks_total=self.task.blocks_total,
             samples=self.task.samples,
+            groups=self.reported_groups,
             error=self.error,
         )
 
@@ -112,6 +114,10 @@ class JobManager:
         self.ledger.check_groups(**task.groups)
         self.ledger.admit(user, task.included)
         job = _Job(secrets.token_hex(8), user, request, task, masking)
+        job.reported_groups = {  # none is a count that may be shown; a few are refused above
+            name: size if size == 0 else reported_count(size, self.ledger.rules)
+            for name, size in task.groups.items()
+        }
         with self._lock:
             self._forget_old_jobs()
             self._jobs[job.id] = job

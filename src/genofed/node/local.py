@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -32,10 +33,22 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+# Thread counts of OpenBLAS, OpenMP, MKL and numba in a node process.
+_THREAD_VARIABLES = (
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
+
+
 class LocalNodes:
     """Start ``genofed node serve`` for each config; stop them all with SIGTERM on exit.
 
-    Each node writes its log to ``<config dir>/node.log``.
+    Each node writes its log to ``<config dir>/node.log``. The nodes share this
+    machine's cores, so each one's numerical libraries get an equal share of
+    threads: several processes each spinning a thread per core slow each other
+    down many times over.
     """
 
     def __init__(
@@ -48,6 +61,8 @@ class LocalNodes:
         self.exit_codes: dict[str, int] = {}
 
     def __enter__(self) -> LocalNodes:
+        threads = str(max(1, len(os.sched_getaffinity(0)) // max(len(self.configs), 1)))
+        environment = {**os.environ, **dict.fromkeys(_THREAD_VARIABLES, threads)}
         try:
             for config in self.configs:
                 settings = load_settings(config)
@@ -57,6 +72,7 @@ class LocalNodes:
                         [*command, "--insecure"] if self.insecure else command,
                         stdout=log,
                         stderr=subprocess.STDOUT,
+                        env=environment,
                     )
             for config in self.configs:
                 self._wait_until_ready(config)

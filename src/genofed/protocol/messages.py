@@ -258,4 +258,5 @@ class JobStatus(_Message):
     blocks_done: int
     blocks_total: int
     samples: int | None = None  # samples in the analysis, known once the design is built
+    groups: dict[str, int | None] = Field(default_factory=dict)  # e.g. cases; None if too few
     error: str | None = None

@@ -284,8 +284,9 @@ def _phenotypes(
         "t2d": liability_threshold_cases(liability, groups, prevalences),
         "age": age,
     }
+    draws = rng.random(len(age))  # one per sample: missing values are nested
     for name, rate in t.missing_rates:
-        columns[name] = set_missing(rng, columns[name], rate)
+        columns[name] = set_missing(draws, columns[name], rate)
     columns["sex"] = covariates.sex.astype(np.float64)
     return columns, {"ldl": ldl_effects, "t2d": t2d_effects}
 

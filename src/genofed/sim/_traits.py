@@ -30,6 +30,12 @@ class TraitModel:
 
     Causal variants are drawn from variants with pooled minor allele
     frequency of at least ``causal_min_maf``.
+
+    Missing values are nested, as when a sample was never phenotyped: each
+    sample draws one uniform number and misses every column whose rate in
+    ``missing_rates`` exceeds it. With equal rates for ``ldl`` and ``t2d``, a
+    GWAS of either on ``age`` and ``sex`` has the same cohort, which a node's
+    ``min_difference`` rule needs for a researcher to run both.
     """
 
     ldl_heritability: float = 0.3
@@ -42,7 +48,7 @@ class TraitModel:
     t2d_per_year: float = 0.03
     t2d_male: float = 0.2
     causal_min_maf: float = 0.01
-    missing_rates: tuple[tuple[str, float], ...] = (("ldl", 0.01), ("t2d", 0.005), ("age", 0.002))
+    missing_rates: tuple[tuple[str, float], ...] = (("ldl", 0.01), ("t2d", 0.01), ("age", 0.002))
 
 
 @dataclass(frozen=True)
@@ -107,8 +113,8 @@ def liability_threshold_cases(
     return cases
 
 
-def set_missing(rng: np.random.Generator, values: FloatArray, rate: float) -> FloatArray:
-    """Copy of ``values`` with a random ``rate`` of entries set to NaN."""
+def set_missing(draws: FloatArray, values: FloatArray, rate: float) -> FloatArray:
+    """Copy of ``values`` with NaN where the sample's uniform ``draws`` fall below ``rate``."""
     values = values.copy()
-    values[rng.random(len(values)) < rate] = np.nan
+    values[draws < rate] = np.nan
     return values
