@@ -133,3 +133,33 @@ def test_logistic_gwas__a_node_without_cases_takes_part_and_is_reported(
     assert record["samples_per_node"]["alpha"] > 200  # its controls count
     meta = (tmp_path / "t2d.tsv-meta.yaml").read_text()
     assert "alpha have no cases and took part with controls" in meta
+
+
+def test_logistic_gwas__score_test_mode_refits_its_hits_exactly_as_the_wald_run(
+    t2d: Path, split_federation: SplitFederation, issuer: Issuer, tmp_path: Path
+) -> None:
+    grants = (f"genofed:{name}" for name in split_federation.nodes)
+    passport = write_passport(passport_for(issuer, *grants, user="erin"), tmp_path / "erin.jwt")
+    code = main(
+        ["gwas", "--federation", str(split_federation.federation), "--out", str(tmp_path / "s"),
+         "--passport", str(passport), "--phenotype", "t2d", "--covariates", "age,sex",
+         "--model", "logistic", "--test", "score", "--refine-below", "0.05",
+         "--block-size", "3000"]
+    )  # fmt: skip
+    assert code == 0
+    score, wald = read_tsv(tmp_path / "s.tsv"), read_tsv(t2d)
+    refined = np.array([r["test"] == "wald" for r in score])
+    p = np.array([float(r["p_value"]) if r["p_value"] != "NA" else np.nan for r in score])
+    assert 0 < refined.sum() < len(score) // 2
+    assert (p[~refined] >= 0.05).all()  # only variants with score p below 0.05 are refitted
+
+    def values(rows: list[dict[str, str]], name: str) -> list[str]:
+        return [r[name] for r, chosen in zip(rows, refined, strict=True) if chosen]
+
+    for name in ("n", "firth", "errcode"):
+        assert values(score, name) == values(wald, name), name
+    for name in ("odds_ratio", "standard_error", "p_value"):  # batched GEMMs round alike
+        ours, full = (np.array(values(rows, name), dtype=float) for rows in (score, wald))
+        np.testing.assert_allclose(ours, full, rtol=1e-9, err_msg=name)
+    for name in ("n_cases", "n_controls", "effect_allele_frequency"):
+        assert [r[name] for r in score] == [r[name] for r in wald], name

@@ -37,6 +37,19 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "--passport", type=Path, help="file holding your GA4GH Passport (a JWT) for the nodes"
     )
     parser.add_argument(
+        "--test",
+        choices=("wald", "score"),
+        default="wald",
+        help="for --model logistic: wald (PLINK's, default) or score, a faster different test: "
+        "a score test of every variant, refitted as wald below --refine-below",
+    )
+    parser.add_argument(
+        "--refine-below",
+        type=float,
+        default=1e-3,
+        help="score p below which --test score refits a variant (default: %(default)s)",
+    )
+    parser.add_argument(
         "--maf", type=float, help="leave out variants with minor allele frequency below this"
     )
     parser.add_argument(
@@ -76,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         block_size=args.block_size,
         timeout=args.timeout,
         progress=TerminalProgress(),
+        test=args.test,
+        refine_below=args.refine_below,
         maf=args.maf,
         geno=args.geno,
         hwe=args.hwe,

@@ -92,6 +92,8 @@ def run_gwas(
     maf: float | None = None,
     geno: float | None = None,
     hwe: float | None = None,
+    test: str = "wald",
+    refine_below: float = 1e-3,
 ) -> LinearGwas:
     """Run a GWAS over every node and write ``out.tsv`` (GWAS-SSF).
 
@@ -106,6 +108,11 @@ def run_gwas(
         the Firth flag and PLINK's error code).
     phenotype, covariates
         Column names of the nodes' phenotype tables. An intercept is always added.
+    test, refine_below
+        For the logistic model: ``"wald"`` (PLINK's test for every variant) or
+        ``"score"``, a faster and different test: a score test of every
+        variant against the covariates-only model, with the variants whose
+        score p is below ``refine_below`` refitted as with ``"wald"``.
     passport
         The researcher's GA4GH Passport (a JWT) with a grant for every node's dataset.
     out
@@ -146,6 +153,8 @@ def run_gwas(
     covariates = list(covariates)
     if model not in ("linear", "logistic"):
         raise InputError(f"the model is 'linear' or 'logistic', not {model!r}")
+    if test not in ("wald", "score") or (test == "score" and model != "logistic"):
+        raise InputError(f"the test is 'wald', or 'score' for the logistic model, not {test!r}")
     with Study(federation, passport=passport, timeout=timeout) as study:
         described = study.describe()
         _check_datasets(described, phenotype, covariates)
@@ -186,7 +195,10 @@ def run_gwas(
                         "node(s) %s have no cases; they take part through their controls",
                         ", ".join(without),
                     )
-                table = solve_logistic_blocks(round, variants, parameters.block_size, k, progress)
+                table = solve_logistic_blocks(
+                    round, variants, parameters.block_size, k, progress,
+                    test=test, refine_below=refine_below,
+                )  # fmt: skip
             else:
                 round.submit(
                     LinearGwasJob(

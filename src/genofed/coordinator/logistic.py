@@ -4,10 +4,18 @@ For each block the coordinator runs :func:`genofed.kernels.logistic.fit_logistic
 whose every evaluation is one round trip: the same request (variants and
 coefficients) to every node, whose masked sums add up to the federation's.
 Round trips grow with Newton and Firth iterations, not with variants.
+
+The score-test mode (``test="score"``) fits the covariates-only model once
+(a few round trips), then tests every variant with one round trip per block
+(REGENIE's first step); variants with a score p below ``refine_below`` are
+refitted exactly as above, so their rows are PLINK's Wald (or Firth) results.
+The other rows report the score test: a different test from PLINK's, with
+the one-step estimate U/V as the log odds ratio and 1/sqrt(V) as its SE.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import numpy as np
@@ -15,9 +23,24 @@ import numpy.typing as npt
 
 from genofed._progress import Progress, ProgressCallback
 from genofed.coordinator.study import Round
-from genofed.errors import ProtocolError
-from genofed.kernels.logistic import LogisticSums, RoundRequest, RoundSums, fit_logistic
-from genofed.protocol.logistic import request_arrays, sums_from_totals
+from genofed.errors import InputError, ProtocolError
+from genofed.kernels.logistic import (
+    LogisticSums,
+    NullLogisticFit,
+    NullLogisticSums,
+    RoundRequest,
+    RoundSums,
+    fit_logistic,
+    fit_null_logistic,
+    score_test,
+    variants_to_refine,
+)
+from genofed.protocol.logistic import (
+    null_from_totals,
+    request_arrays,
+    score_from_totals,
+    sums_from_totals,
+)
 from genofed.report import GwasTable
 
 __all__ = ["solve_logistic_blocks"]
@@ -57,13 +80,17 @@ def solve_logistic_blocks(
     block_size: int,
     k: int,
     progress: ProgressCallback | None,
+    *,
+    test: str = "wald",
+    refine_below: float = 1e-3,
 ) -> GwasTable:
     """Fit every variant, block by block; return the table with odds ratios.
 
     Extra columns: ``n_cases`` and ``n_controls`` (among the samples called
-    at the variant), ``firth`` (PLINK's ``FIRTH?``) and ``errcode`` (PLINK's
+    at the variant), ``firth`` (PLINK's ``FIRTH?``), ``errcode`` (PLINK's
     ``ERRCODE``: ``.`` for a result, otherwise why the values are NA or
-    ``UNFINISHED``).
+    ``UNFINISHED``) and, in the score-test mode, ``test`` (``score`` or
+    ``wald``, which test the row reports).
     """
     n_variants = len(variants["variant_id"])
     columns = {
@@ -76,6 +103,8 @@ def solve_logistic_blocks(
         "firth": np.zeros(n_variants, dtype=np.bool_),
         "errcode": np.full(n_variants, ".", dtype=object),
     }
+    tests = np.full(n_variants, "wald", dtype=object)
+    null = _fit_null(round, k) if test == "score" else None
     n_blocks = -(-n_variants // block_size)
     done = dict.fromkeys(round.names, 0)
     rounds = 0
@@ -83,24 +112,50 @@ def solve_logistic_blocks(
         start = index * block_size
         width = min(block_size, n_variants - start)
         round.fetch(f"block/{index}", done=done)  # the nodes have decoded the block
-        evaluate = _BlockRounds(round, index)
-        result = fit_logistic(evaluate, width, k)
-        rounds += evaluate.count
         block = slice(start, start + width)
-        counts = evaluate.counts
-        columns["beta"][block] = result.beta
-        columns["standard_error"][block] = result.standard_error
-        columns["p_value"][block] = result.p_value
-        columns["n"][block] = result.n
-        columns["n_cases"][block] = counts.cases
-        columns["firth"][block] = result.firth
-        columns["errcode"][block] = result.error
-        with np.errstate(divide="ignore", invalid="ignore"):
-            columns["effect_allele_frequency"][block] = counts.alt / (2 * counts.n)
+        evaluate = _BlockRounds(round, index)
+        chosen = np.arange(width)
+        if null is not None:
+            totals = round.ask(f"block/{index}/score", {"coefficients": null.coefficients})
+            cases, alt = totals.pop("cases"), totals.pop("alt")
+            score = score_test(null, score_from_totals(totals))
+            columns["n_cases"][block] = np.rint(cases)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                columns["effect_allele_frequency"][block] = alt / (2 * score.n)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                columns["beta"][block] = score.score / score.variance
+                columns["standard_error"][block] = 1 / np.sqrt(score.variance)
+            columns["p_value"][block] = score.p_value
+            columns["n"][block] = score.n
+            tests[block] = "score"
+            chosen = variants_to_refine(score, refine_below)
+        if len(chosen):
+            result = fit_logistic(evaluate, width, k, variants=chosen)
+            rows = start + chosen
+            columns["beta"][rows] = result.beta
+            columns["standard_error"][rows] = result.standard_error
+            columns["p_value"][rows] = result.p_value
+            columns["n"][rows] = result.n
+            columns["firth"][rows] = result.firth
+            columns["errcode"][rows] = result.error
+            tests[rows] = "wald"
+            counts = evaluate.counts
+            columns["n_cases"][rows] = counts.cases
+            with np.errstate(divide="ignore", invalid="ignore"):
+                columns["effect_allele_frequency"][rows] = counts.alt / (2 * counts.n)
+        rounds += evaluate.count
         if progress is not None:
             progress(Progress("blocks", index + 1, n_blocks, tuple(done.items())))
     logger.info("logistic fits of %d variants took %d round trips", n_variants, rounds)
     n_controls = columns["n"] - columns["n_cases"]
+    extra: dict[str, npt.NDArray[np.generic]] = {
+        "n_cases": columns["n_cases"],
+        "n_controls": n_controls,
+        "firth": columns["firth"],
+        "errcode": columns["errcode"].astype(str),
+    }
+    if null is not None:
+        extra["test"] = tests.astype(str)
     return GwasTable(
         chromosome=variants["chromosome"].astype(str),
         base_pair_location=variants["base_pair_location"].astype(np.int64),
@@ -113,10 +168,23 @@ def solve_logistic_blocks(
         variant_id=variants["variant_id"].astype(str),
         n=columns["n"],
         effect="odds_ratio",
-        extra={
-            "n_cases": columns["n_cases"],
-            "n_controls": n_controls,
-            "firth": columns["firth"],
-            "errcode": columns["errcode"].astype(str),
-        },
+        extra=extra,
     )
+
+
+def _fit_null(round: Round, k: int) -> NullLogisticFit:
+    """Fit the covariates-only model over the federation, one round trip per iteration."""
+    counter = itertools.count()
+
+    def evaluate(coefficients: npt.NDArray[np.float64]) -> NullLogisticSums:
+        totals = round.ask(f"null/round/{next(counter)}", {"coefficients": coefficients})
+        return null_from_totals(totals)
+
+    null = fit_null_logistic(evaluate, k)
+    if not null.converged:
+        raise InputError(
+            "the covariates-only logistic model does not converge over the federation "
+            "(a covariate may separate cases from controls); use the Wald test"
+        )
+    logger.info("null logistic model converged in %d iterations", null.iterations)
+    return null

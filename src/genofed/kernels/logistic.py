@@ -1234,7 +1234,9 @@ class ScoreSums:
 
 
 def local_score_sums(
-    design: LogisticDesign, null_coefficients: FloatArray, dosages: npt.NDArray[np.int8]
+    design: LogisticDesign,
+    null_coefficients: FloatArray,
+    dosages: npt.NDArray[np.int8] | LogisticBlock,
 ) -> ScoreSums:
     """Sum the score-test pieces over this node's samples for a block of variants.
 
@@ -1243,7 +1245,10 @@ def local_score_sums(
     them, as for the linear model).
     """
     coef = np.asarray(null_coefficients, dtype=np.float64)
-    block = _variant_major(design, dosages)
+    if isinstance(dosages, LogisticBlock):
+        block = dosages.dosages
+    else:
+        block = _variant_major(design, dosages)
     k = design.n_covariates
     mu0 = special.expit(design.covariates @ coef)
     w0 = mu0 * (1.0 - mu0)

@@ -171,7 +171,7 @@ class JobManager:
         *,
         user: str,
     ) -> bytes:
-        """Return a part asked for with arrays (``block/<i>/...``), masked once.
+        """Return a part asked for with arrays (``block/<i>/...`` or ``null/...``), masked once.
 
         Raises
         ------
@@ -184,17 +184,21 @@ class JobManager:
         """
         job = self._job(job_id, user)
         prefix, _, rest = part.partition("/")
-        index = self._block_index(job, f"{prefix}/{rest.partition('/')[0]}")
-        if index is None or "/" not in rest:
-            raise UnknownJob(f"job {job_id} has no result {part!r} to ask for")
+        index = None  # null/...: about no block
+        if prefix != "null" or not rest:
+            index = self._block_index(job, f"{prefix}/{rest.partition('/')[0]}")
+            if index is None or "/" not in rest:
+                raise UnknownJob(f"job {job_id} has no result {part!r} to ask for")
         digest = request_digest(request)
         with job.answering:  # one part at a time: a part is never masked twice
             with job.changed:
-                if index < job.released:
+                if index is not None and index < job.released:
                     raise UnknownJob(
                         f"block {index} of job {job_id} was already fetched and released"
                     )
-                if index >= job.blocks_done or job.state in _TERMINAL - {JobState.COMPLETE}:
+                if job.state in _TERMINAL - {JobState.COMPLETE}:
+                    raise NotReady(f"job {job_id} is {job.state.value}")
+                if index is not None and index >= job.blocks_done:
                     raise NotReady(f"block {index} of job {job_id} is not ready")
                 if part in job.results:
                     if job.asked[part] != digest:

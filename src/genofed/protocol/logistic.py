@@ -15,9 +15,29 @@ import numpy as np
 import numpy.typing as npt
 
 from genofed.errors import ProtocolError
-from genofed.kernels.logistic import FirthSums, LogisticSums, RoundRequest, RoundSums
+from genofed.kernels.logistic import (
+    FirthSums,
+    LogisticSums,
+    NullLogisticSums,
+    RoundRequest,
+    RoundSums,
+    ScoreSums,
+)
 
-__all__ = ["request_arrays", "request_from_arrays", "sums_arrays", "sums_from_totals"]
+__all__ = [
+    "coefficients_from_arrays",
+    "null_arrays",
+    "null_from_totals",
+    "request_arrays",
+    "request_from_arrays",
+    "score_arrays",
+    "score_from_totals",
+    "sums_arrays",
+    "sums_from_totals",
+]
+
+_NULL = ("score", "information", "loglik", "n", "cases")
+_SCORE = ("u", "gwg", "cwg", "missing_cwc", "missing_cr", "n")
 
 Arrays = dict[str, npt.NDArray[np.generic]]
 
@@ -126,3 +146,61 @@ def sums_from_totals(
         ),
         FirthSums(totals["firth_correction"]),
     )
+
+
+def coefficients_from_arrays(
+    arrays: Mapping[str, npt.NDArray[np.generic]], *, k: int
+) -> npt.NDArray[np.float64]:
+    """Read the null model's ``k`` coefficients, the one array of a null or score request.
+
+    Raises
+    ------
+    ProtocolError
+        If the request holds anything but ``k`` finite coefficients.
+    """
+    coefficients = arrays.get("coefficients")
+    if (
+        set(arrays) != {"coefficients"}
+        or coefficients is None
+        or coefficients.shape != (k,)
+        or coefficients.dtype.kind != "f"
+        or not np.isfinite(coefficients).all()
+    ):
+        raise ProtocolError(f"the request holds one array 'coefficients' of {k} finite numbers")
+    return coefficients.astype(np.float64)
+
+
+def null_arrays(sums: NullLogisticSums) -> Arrays:
+    """Lay out one node's null-model sums as named arrays."""
+    return {name: np.asarray(getattr(sums, name)) for name in _NULL}
+
+
+def null_from_totals(totals: Mapping[str, npt.NDArray[np.float64]]) -> NullLogisticSums:
+    """Read the federation's null-model sums from the unmasked totals."""
+    _expect(totals, _NULL, "null-model sums")
+    return NullLogisticSums(
+        score=totals["score"],
+        information=totals["information"],
+        loglik=float(totals["loglik"]),
+        n=int(np.rint(totals["n"])),
+        cases=int(np.rint(totals["cases"])),
+    )
+
+
+def score_arrays(sums: ScoreSums) -> Arrays:
+    """Lay out one node's score-test sums of a block as named arrays."""
+    return {name: np.asarray(getattr(sums, name)) for name in _SCORE}
+
+
+def score_from_totals(totals: Mapping[str, npt.NDArray[np.float64]]) -> ScoreSums:
+    """Read the federation's score-test sums of a block from the unmasked totals."""
+    _expect(totals, _SCORE, "score-test sums")
+    return ScoreSums(
+        **{name: totals[name] for name in _SCORE if name != "n"},
+        n=np.rint(totals["n"]).astype(np.int64),
+    )
+
+
+def _expect(totals: Mapping[str, object], names: tuple[str, ...], what: str) -> None:
+    if set(totals) != set(names):
+        raise ProtocolError(f"{what} have arrays {sorted(names)}, got {sorted(totals)}")

@@ -5,6 +5,10 @@ kept) and, asked for with a round request, ``block/<i>/round/<j>``: the
 node's :class:`~genofed.kernels.logistic.RoundSums` of the variants and
 coefficients requested (:mod:`genofed.protocol.logistic`). The coordinator
 runs PLINK 2's Newton iteration and Firth fallback on the sums of all nodes.
+
+For the score-test mode, also ``null/round/<j>`` (the covariates-only model's
+sums at the coefficients asked for) and ``block/<i>/score`` (each variant's
+score-test sums at the null model's coefficients).
 """
 
 from __future__ import annotations
@@ -15,10 +19,23 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from genofed.kernels.logistic import LogisticBlock, local_round, logistic_design
+from genofed.io.plink import MISSING_CALL
+from genofed.kernels.logistic import (
+    LogisticBlock,
+    local_null_logistic_sums,
+    local_round,
+    local_score_sums,
+    logistic_design,
+)
 from genofed.node.computations.base import Arrays, NotReady, Task, UnknownPart
 from genofed.node.dataset import NodeDataset
-from genofed.protocol.logistic import request_from_arrays, sums_arrays
+from genofed.protocol.logistic import (
+    coefficients_from_arrays,
+    null_arrays,
+    request_from_arrays,
+    score_arrays,
+    sums_arrays,
+)
 from genofed.protocol.messages import LogisticGwasParameters
 
 __all__ = ["LogisticTask"]
@@ -50,18 +67,33 @@ class LogisticTask(Task):
         return {}
 
     def answer(self, part: str, request: Mapping[str, npt.NDArray[np.generic]]) -> Arrays:
-        """Answer ``block/<i>/round/<j>`` for the round request's variants and coefficients."""
+        """Answer a round of a block, a round of the null model, or a block's score test."""
         fields = part.split("/")
+        k = self.design.n_covariates
+        if len(fields) == 3 and fields[:2] == ["null", "round"] and fields[2].isdigit():
+            coefficients = coefficients_from_arrays(request, k=k)
+            return null_arrays(local_null_logistic_sums(self.design, coefficients))
+        if fields[0] != "block" or len(fields) < 3 or not fields[1].isdigit():
+            raise UnknownPart(f"logistic-gwas has no result {part!r} to ask for")
+        with self._lock:
+            block = self._kept.get(int(fields[1]))
+        if block is None:
+            raise NotReady(f"block {fields[1]} is not decoded")
+        if fields[2:] == ["score"]:
+            coefficients = coefficients_from_arrays(request, k=k)
+            arrays = score_arrays(local_score_sums(self.design, coefficients, block))
+            return arrays | self._called_counts(block)
         if len(fields) != 4 or fields[2] != "round" or not fields[3].isdigit():
             raise UnknownPart(f"logistic-gwas has no result {part!r} to ask for")
-        index = int(fields[1])
-        with self._lock:
-            block = self._kept.get(index)
-        if block is None:
-            raise NotReady(f"block {index} is not decoded")
-        p = self.design.n_covariates + 1
-        round_request = request_from_arrays(request, width=block.n_variants, p=p)
+        round_request = request_from_arrays(request, width=block.n_variants, p=k + 1)
         return sums_arrays(local_round(self.design, block, round_request))
+
+    def _called_counts(self, block: LogisticBlock) -> Arrays:
+        """Cases and ALT alleles among each variant's called samples."""
+        called = block.dosages != MISSING_CALL
+        alt = np.where(called, block.dosages, 0).sum(axis=1, dtype=np.int64)
+        cases = (called & (self.design.phenotype == 1.0)).sum(axis=1, dtype=np.int64)
+        return {"cases": cases, "alt": alt}
 
     def release(self, index: int) -> None:
         """Drop the decoded blocks before ``index``."""
