@@ -7,7 +7,8 @@ Writes synthetic genotypes (Beta(0.5, 2) allele frequencies, no missing calls)
 split over ``--nodes`` node file sets plus the pooled set, with 10 covariates
 and a 0/1 trait with ``--cases`` cases; starts the nodes as real ``genofed node
 serve`` processes (HTTPS, passports, audit log and secure aggregation on);
-times ``run_gwas(model="logistic")`` end to end (node start-up excluded) and
+times ``run_gwas(model="logistic")`` end to end (node start-up excluded), in
+the default Wald mode and in the score-test mode, and
 ``plink2 --glm hide-covar omit-ref --1`` on the pooled files, and prints the
 wall-time ratio, the Firth count and the bytes each node sent.
 """
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--node-sizes", help="samples per node, e.g. 6000,4000")
     parser.add_argument("--covariates", type=int, default=10)
     parser.add_argument("--cases", type=float, default=0.1, help="fraction of cases")
+    parser.add_argument("--refine-below", type=float, default=1e-3, help="for the score mode")
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the data files")
     args = parser.parse_args()
@@ -71,13 +73,18 @@ def main() -> None:
     federation = create_federation(cards, out / "federation.toml")
     grants = [f"genofed:{d.name}" for d in node_dirs]
     passport = issue_passport(issuer.directory, user="bench@genofed.test", grants=grants)
+    seconds, firth = {}, 0
     with LocalNodes(configs):
-        started = time.perf_counter()
-        study = run_gwas(
-            federation, model="logistic", phenotype="case", covariates=covariates,
-            out=out / "gwas", passport=passport,
-        )  # fmt: skip
-        genofed_s = time.perf_counter() - started
+        for test in ("wald", "score"):
+            started = time.perf_counter()
+            study = run_gwas(
+                federation, model="logistic", test=test, refine_below=args.refine_below,
+                phenotype="case", covariates=covariates, out=out / f"gwas-{test}",
+                passport=passport,
+            )  # fmt: skip
+            seconds[test] = time.perf_counter() - started
+            if test == "wald":
+                firth = int(study.table.extra["firth"].sum())
     command = [
         "plink2", "--bfile", str(pooled), "--pheno", str(pooled.parent / "pheno.tsv"),
         "--pheno-name", "case", "--1", "--covar", str(pooled.parent / "pheno.tsv"),
@@ -91,10 +98,11 @@ def main() -> None:
     for directory in node_dirs:
         with open_audit_log(directory / "node" / "audit.sqlite3") as log:
             sent[directory.name] = sum(r.bytes_returned for r in log.records()) / 1e6
-    firth = int(study.table.extra["firth"].sum())
     print(
-        f"  logistic (firth-fallback): genofed {genofed_s:.2f} s, plink2 {plink_s:.2f} s, "
-        f"ratio {genofed_s / plink_s:.2f}; {firth:,} variants fitted with Firth\n"
+        f"  logistic (firth-fallback): genofed {seconds['wald']:.2f} s, plink2 {plink_s:.2f} s, "
+        f"ratio {seconds['wald'] / plink_s:.2f}; {firth:,} variants fitted with Firth\n"
+        f"  score-test mode (refit below p {args.refine_below:g}): {seconds['score']:.2f} s, "
+        f"ratio {seconds['score'] / plink_s:.3f}\n"
         "  sent by each node (audit log): "
         + ", ".join(f"{n} {mb:.1f} MB" for n, mb in sent.items()),
         flush=True,

@@ -1266,8 +1266,11 @@ def local_score_sums(
         out[part, 0] = g @ r0
         out[part, 1] = _row_dot(wg, g)
         out[part, 2 : 2 + k] = wg @ design.covariates
-        out[part, 2 + k : 2 + k + t] = (miss * w0) @ design.products
-        out[part, 2 + k + t : 2 + 2 * k + t] = (miss * r0) @ design.covariates
+        if missing.any():  # the missing-call samples' sums; zero without missing calls
+            out[part, 2 + k : 2 + k + t] = (miss * w0) @ design.products
+            out[part, 2 + k + t : 2 + 2 * k + t] = (miss * r0) @ design.covariates
+        else:
+            out[part, 2 + k : 2 + 2 * k + t] = 0.0
         out[part, -1] = g8.shape[1] - miss.sum(axis=1)
     return ScoreSums(
         u=out[:, 0],
