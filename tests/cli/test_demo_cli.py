@@ -27,6 +27,15 @@ def test_cli_demo__runs_the_federated_gwas_end_to_end(
     table = read_gwas_ssf(out / "results" / "ldl.tsv")
     assert len(table) == 2000
     assert np.nanmin(table.p_value) == pytest.approx(gwas["top_hits"][0]["p_value"])
+    disease = record["disease_gwas"]
+    assert (disease["model"], disease["trait"]) == ("logistic", "t2d")
+    assert set(disease["samples_per_node"]) == {"CZ", "EE", "PT"}
+    t2d = read_gwas_ssf(out / "results" / "t2d.tsv")
+    assert t2d.effect == "odds_ratio"
+    assert len(t2d) == 2000
+    header = (out / "results" / "t2d.tsv").read_text().split("\n", 1)[0].split("\t")
+    assert header[-4:] == ["n_cases", "n_controls", "firth", "errcode"]
+    assert len(record["plots"]) == 4
     for plot in record["plots"]:
         assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for code in ("CZ", "EE", "PT"):
