@@ -23,13 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from _synthetic import pack_codes, random_codes  # bench/ is the script's directory
-from genofed.aai import init_issuer, issue_passport
-from genofed.coordinator import create_federation, run_linear_gwas
+from _federation import local_federation  # bench/ is the script's directory
+from _synthetic import pack_codes, random_codes
+from genofed.coordinator import run_linear_gwas
 from genofed.io import write_phenotype_table
-from genofed.node.audit import open_audit_log
-from genofed.node.local import LocalNodes, free_port
-from genofed.node.setup import init_node, trust_peers
+from genofed.node.local import LocalNodes
 
 
 def write_data(
@@ -117,24 +115,8 @@ def run(args: argparse.Namespace, missing: float, workdir: Path) -> None:
     )  # fmt: skip
     print(f"  data written in {time.perf_counter() - started:.0f} s", flush=True)
     covariates = [f"c{i + 1}" for i in range(args.covariates)]
-    issuer = init_issuer(out / "aai")
-    cards, configs = [], []
-    for directory in node_dirs:
-        init = init_node(
-            directory.name,
-            bfile=directory / "genotypes",
-            phenotypes=directory / "phenotypes.tsv",
-            out=directory / "node",
-            port=free_port(),
-            trusted_issuers=[issuer.jwks],
-        )
-        cards.append(init.card)
-        configs.append(init.config)
-    for config in configs:
-        trust_peers(config, cards)
-    federation = create_federation(cards, out / "federation.toml")
-    grants = [f"genofed:{d.name}" for d in node_dirs]
-    passport = issue_passport(issuer.directory, user="bench@genofed.test", grants=grants)
+    setup = local_federation(node_dirs, out)
+    configs, federation, passport = setup.configs, setup.federation, setup.passport
     with LocalNodes(configs) as local:
         started = time.perf_counter()
         study = run_linear_gwas(
@@ -155,10 +137,7 @@ def run(args: argparse.Namespace, missing: float, workdir: Path) -> None:
         plink_s = time.perf_counter() - started
         plink = f"plink2 {plink_s:.2f} s, ratio {genofed_s / plink_s:.2f}"
     tested = int((~np.isnan(study.table.p_value)).sum())
-    sent = {}
-    for directory in node_dirs:
-        with open_audit_log(directory / "node" / "audit.sqlite3") as log:
-            sent[directory.name] = sum(r.bytes_returned for r in log.records()) / 1e6
+    sent = setup.megabytes_sent()
     print(
         f"  missing calls {missing:.0%}: genofed {genofed_s:.2f} s, {plink} "
         f"({tested:,} variants tested)\n"

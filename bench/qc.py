@@ -21,12 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from genofed.aai import init_issuer, issue_passport
-from genofed.coordinator import create_federation, run_qc
-from genofed.node.audit import open_audit_log
-from genofed.node.local import LocalNodes, free_port
-from genofed.node.setup import init_node, trust_peers
-from gwas import node_sizes, write_data  # bench/ is the script's directory
+from _federation import local_federation  # bench/ is the script's directory
+from genofed.coordinator import run_qc
+from genofed.node.local import LocalNodes
+from gwas import node_sizes, write_data
 
 
 def main() -> None:
@@ -49,24 +47,8 @@ def main() -> None:
     pooled, node_dirs = write_data(
         out, sizes=sizes, variants=args.variants, covariates=1, missing=args.missing
     )
-    issuer = init_issuer(out / "aai")
-    cards, configs = [], []
-    for directory in node_dirs:
-        init = init_node(
-            directory.name,
-            bfile=directory / "genotypes",
-            phenotypes=directory / "phenotypes.tsv",
-            out=directory / "node",
-            port=free_port(),
-            trusted_issuers=[issuer.jwks],
-        )
-        cards.append(init.card)
-        configs.append(init.config)
-    for config in configs:
-        trust_peers(config, cards)
-    federation = create_federation(cards, out / "federation.toml")
-    grants = [f"genofed:{d.name}" for d in node_dirs]
-    passport = issue_passport(issuer.directory, user="bench@genofed.test", grants=grants)
+    setup = local_federation(node_dirs, out)
+    configs, federation, passport = setup.configs, setup.federation, setup.passport
     with LocalNodes(configs):
         started = time.perf_counter()
         run_qc(federation, out=out / "qc", passport=passport)
@@ -78,10 +60,7 @@ def main() -> None:
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     plink_s = time.perf_counter() - started
-    sent = {}
-    for directory in node_dirs:
-        with open_audit_log(directory / "node" / "audit.sqlite3") as log:
-            sent[directory.name] = sum(r.bytes_returned for r in log.records()) / 1e6
+    sent = setup.megabytes_sent()
     print(
         f"  genofed qc {genofed_s:.2f} s, plink2 {plink_s:.2f} s, ratio {genofed_s / plink_s:.2f}\n"
         "  sent by each node (audit log): "
