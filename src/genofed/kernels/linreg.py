@@ -23,12 +23,13 @@ from scipy import stats
 from genofed.errors import InputError
 from genofed.io.plink import MISSING_CALL
 from genofed.kernels import _packed
+from genofed.kernels._sums import Summable
 
 FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
-class NullSums:
+class NullSums(Summable):
     """Once per study: C'C, C'y, y'y and n over the samples with complete data."""
 
     ctc: FloatArray
@@ -36,14 +37,9 @@ class NullSums:
     yty: float
     n: int
 
-    def __add__(self, other: NullSums) -> NullSums:
-        return NullSums(
-            self.ctc + other.ctc, self.cty + other.cty, self.yty + other.yty, self.n + other.n
-        )
-
 
 @dataclass(frozen=True)
-class VariantSums:
+class VariantSums(Summable):
     """Per variant of a block: C'g, g'g, g'y over called samples, and missing-call sums."""
 
     ctg: FloatArray  # (variants, k)
@@ -53,17 +49,6 @@ class VariantSums:
     missing_cty: FloatArray  # (variants, k)
     missing_yty: FloatArray  # (variants,)
     n_missing: npt.NDArray[np.int64]  # (variants,)
-
-    def __add__(self, other: VariantSums) -> VariantSums:
-        return VariantSums(
-            self.ctg + other.ctg,
-            self.gtg + other.gtg,
-            self.gty + other.gty,
-            self.missing_ctc + other.missing_ctc,
-            self.missing_cty + other.missing_cty,
-            self.missing_yty + other.missing_yty,
-            self.n_missing + other.n_missing,
-        )
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,7 @@ from scipy import special, stats
 
 from genofed.errors import InputError
 from genofed.io.plink import MISSING_CALL
+from genofed.kernels._sums import Summable
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -244,7 +245,7 @@ def logistic_design(
 
 
 @dataclass(frozen=True)
-class LogisticSums:
+class LogisticSums(Summable):
     """Per variant, summed over called samples at the requested coefficients.
 
     ``score`` is ``X'(y - mu)``, ``information`` the packed upper triangle of
@@ -260,26 +261,12 @@ class LogisticSums:
     alt: IntArray  # (m,) ALT alleles over called samples
     alt_cases: IntArray  # (m,) ALT alleles over called cases
 
-    def __add__(self, other: LogisticSums) -> LogisticSums:
-        return LogisticSums(
-            self.score + other.score,
-            self.information + other.information,
-            self.loglik + other.loglik,
-            self.n + other.n,
-            self.cases + other.cases,
-            self.alt + other.alt,
-            self.alt_cases + other.alt_cases,
-        )
-
 
 @dataclass(frozen=True)
-class FirthSums:
+class FirthSums(Summable):
     """Per variant: ``sum_i h_i (1/2 - mu_i) x_i`` with ``h_i = w_i x_i' I^-1 x_i``."""
 
     correction: FloatArray  # (m, p)
-
-    def __add__(self, other: FirthSums) -> FirthSums:
-        return FirthSums(self.correction + other.correction)
 
 
 _CHUNK_ELEMENTS = 1 << 16  # variants x samples per chunk: a few arrays stay in cache
@@ -506,14 +493,11 @@ class RoundRequest:
 
 
 @dataclass(frozen=True)
-class RoundSums:
+class RoundSums(Summable):
     """The answer to a :class:`RoundRequest`, summed over samples (and then nodes)."""
 
     logistic: LogisticSums
     firth: FirthSums
-
-    def __add__(self, other: RoundSums) -> RoundSums:
-        return RoundSums(self.logistic + other.logistic, self.firth + other.firth)
 
 
 @dataclass(frozen=True, eq=False)
@@ -1117,7 +1101,7 @@ def _result(state: _State) -> LogisticResult:
 
 
 @dataclass(frozen=True)
-class NullLogisticSums:
+class NullLogisticSums(Summable):
     """Covariates-only model at given coefficients, summed over samples."""
 
     score: FloatArray  # (k,) C'(y - mu)
@@ -1125,15 +1109,6 @@ class NullLogisticSums:
     loglik: float
     n: int
     cases: int
-
-    def __add__(self, other: NullLogisticSums) -> NullLogisticSums:
-        return NullLogisticSums(
-            self.score + other.score,
-            self.information + other.information,
-            self.loglik + other.loglik,
-            self.n + other.n,
-            self.cases + other.cases,
-        )
 
 
 def local_null_logistic_sums(design: LogisticDesign, coefficients: FloatArray) -> NullLogisticSums:
@@ -1212,7 +1187,7 @@ def fit_null_logistic(
 
 
 @dataclass(frozen=True)
-class ScoreSums:
+class ScoreSums(Summable):
     """Per variant, at the null model's fitted values ``mu0`` and weights ``w0``."""
 
     u: FloatArray  # (v,) sum over called samples of g (y - mu0)
@@ -1221,16 +1196,6 @@ class ScoreSums:
     missing_cwc: FloatArray  # (v, k(k+1)/2) sum over missing-call samples of w0 c c'
     missing_cr: FloatArray  # (v, k) sum over missing-call samples of c (y - mu0)
     n: IntArray  # (v,) called samples
-
-    def __add__(self, other: ScoreSums) -> ScoreSums:
-        return ScoreSums(
-            self.u + other.u,
-            self.gwg + other.gwg,
-            self.cwg + other.cwg,
-            self.missing_cwc + other.missing_cwc,
-            self.missing_cr + other.missing_cr,
-            self.n + other.n,
-        )
 
 
 def local_score_sums(
