@@ -13,13 +13,20 @@ from genofed.aai import Issuer, write_passport
 from genofed.cli import main
 from genofed.coordinator import create_federation
 from genofed.io import read_phenotype_table, write_phenotype_table
-from genofed.kernels.logistic import LogisticResult
+from genofed.kernels.logistic import (
+    LogisticResult,
+    fit_null_logistic,
+    local_missing_score_sums,
+    local_null_logistic_sums,
+    local_score_sums,
+    score_test,
+)
 from genofed.node.local import LocalNodes, free_port
 from genofed.node.setup import init_node, trust_peers
 from genofed.report import read_gwas_ssf
 from tests.conftest import PlinkRunner, passport_for
 from tests.e2e.conftest import SplitFederation
-from tests.kernels.test_logistic import Plink, assert_equals_plink
+from tests.kernels.test_logistic import AGE_SEX, Plink, assert_equals_plink, read_samples
 from tests.plink import pooled_glm_logistic, read_tsv
 
 
@@ -163,3 +170,18 @@ def test_logistic_gwas__score_test_mode_refits_its_hits_exactly_as_the_wald_run(
         np.testing.assert_allclose(ours, full, rtol=1e-9, err_msg=name)
     for name in ("n_cases", "n_controls", "effect_allele_frequency"):
         assert [r[name] for r in score] == [r[name] for r in wald], name
+    # The score rows equal the score test on the pooled samples, including
+    # variants with missing calls, whose missing-call sums are a round of their own.
+    pooled = read_samples(
+        split_federation.phenotypes, split_federation.pooled.with_suffix(".bed"), "t2d", AGE_SEX
+    )
+    design, block = pooled.node()
+    null = fit_null_logistic(lambda coef: local_null_logistic_sums(design, coef), pooled.k)
+    expected = score_test(
+        null,
+        local_score_sums(design, null.coefficients, block),
+        local_missing_score_sums(design, null.coefficients, block),
+    )
+    n = np.array([int(r["n"]) for r in score])
+    assert (n[~refined] < n.max()).sum() > 10  # score rows with missing calls
+    np.testing.assert_allclose(p[~refined], expected.p_value[~refined], rtol=1e-8)

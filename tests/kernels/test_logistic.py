@@ -31,6 +31,7 @@ from genofed.kernels.logistic import (
     local_covariate_ranges,
     local_firth_sums,
     local_logistic_sums,
+    local_missing_score_sums,
     local_null_logistic_sums,
     local_round,
     local_score_sums,
@@ -516,7 +517,11 @@ def test_score_test__equals_the_score_test_of_each_variant(pooled: Samples) -> N
     np.testing.assert_allclose(textbook.p_value, stats.chi2.sf(textbook.chi_squared, 1))
     # With missing calls: the efficient score for g at the full-sample null
     # fit, summed over the variant's called samples.
-    result = score_test(null, local_score_sums(design, null.coefficients, dosages))
+    sums = local_score_sums(design, null.coefficients, dosages)
+    missing = local_missing_score_sums(design, null.coefficients, dosages)
+    result = score_test(null, sums, missing)
+    without = score_test(null, sums)  # the missing-call samples left in the null model's sums
+    assert not np.allclose(without.chi_squared, result.chi_squared, rtol=1e-6)
     mu0 = 1 / (1 + np.exp(-x0 @ null.coefficients))
     for chi2, g in zip(result.chi_squared, dosages[pooled.included].T, strict=True):
         called = g != MISSING_CALL
@@ -533,7 +538,11 @@ def test_variants_to_refine__refit_exactly_as_in_the_full_fit(
 ) -> None:
     design = pooled.node()[0]
     null = fit_null_logistic(lambda coef: local_null_logistic_sums(design, coef), pooled.k)
-    score = score_test(null, local_score_sums(design, null.coefficients, pooled.dosages))
+    score = score_test(
+        null,
+        local_score_sums(design, null.coefficients, pooled.dosages),
+        local_missing_score_sums(design, null.coefficients, pooled.dosages),
+    )
     refine = variants_to_refine(score, 1e-3)
     assert 5 < len(refine) < 400
     exact = fit_logistic(pooled.evaluate(), pooled.n_variants, pooled.k, variants=refine)

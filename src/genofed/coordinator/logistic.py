@@ -17,25 +17,31 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import numpy.typing as npt
 
 from genofed._progress import Progress, ProgressCallback
 from genofed.coordinator.study import Round
-from genofed.errors import InputError, ProtocolError
+from genofed.errors import InputError
 from genofed.kernels.logistic import (
-    LogisticSums,
+    LogisticResult,
+    MissingScoreSums,
     NullLogisticFit,
     NullLogisticSums,
     RoundRequest,
     RoundSums,
+    ScoreSums,
+    concatenate_results,
     fit_logistic,
     fit_null_logistic,
     score_test,
     variants_to_refine,
 )
 from genofed.protocol.logistic import (
+    missing_score_from_totals,
     null_from_totals,
     request_arrays,
     score_from_totals,
@@ -47,31 +53,50 @@ __all__ = ["solve_logistic_blocks"]
 
 logger = logging.getLogger(__name__)
 
+_PIPELINED = 2048  # fewest variants worth fitting in two halves at once
+
 
 class _BlockRounds:
-    """Evaluate fit_logistic's requests for one block: one masked round trip each."""
+    """Evaluate fit_logistic's requests for one block: one masked round trip each.
 
-    def __init__(self, round: Round, index: int) -> None:
+    Thread-safe, so that two fits can share the block. Every answer also
+    carries each requested variant's counts among its called samples, which
+    do not depend on the coefficients; they are kept for the output.
+    """
+
+    def __init__(self, round: Round, index: int, width: int) -> None:
         self.round = round
         self.index = index
-        self.count = 0
-        self._first: LogisticSums | None = None
+        self.count = 0  # round trips so far
+        self._lock = threading.Lock()
+        self.cases = np.zeros(width, dtype=np.int64)
+        self.alt = np.zeros(width, dtype=np.int64)
 
     def __call__(self, request: RoundRequest) -> RoundSums:
-        part = f"block/{self.index}/round/{self.count}"
-        self.count += 1
+        with self._lock:
+            part = f"block/{self.index}/round/{self.count}"
+            self.count += 1
         totals = self.round.ask(part, request_arrays(request))
         sums = sums_from_totals(totals, participants=len(self.round.clients))
-        if self._first is None:
-            self._first = sums.logistic
+        self.cases[request.variants] = sums.logistic.cases
+        self.alt[request.variants] = sums.logistic.alt
         return sums
 
-    @property
-    def counts(self) -> LogisticSums:
-        """The first round's sums: every variant at zero, with its called samples' counts."""
-        if self._first is None:
-            raise ProtocolError(f"block {self.index} was fitted without any round")
-        return self._first
+
+def _fit_pipelined(
+    evaluate: _BlockRounds, width: int, k: int, chosen: npt.NDArray[np.int64]
+) -> LogisticResult:
+    """Fit two halves of the chosen variants at once and join their results.
+
+    While the nodes compute one half's round, the coordinator adds up and
+    solves the other's, so neither side waits for the other.
+    """
+    halves = np.array_split(chosen, 2 if len(chosen) >= _PIPELINED else 1)
+    with ThreadPoolExecutor(len(halves)) as pool:
+        results = list(
+            pool.map(lambda half: fit_logistic(evaluate, width, k, variants=half), halves)
+        )
+    return concatenate_results(results)
 
 
 def solve_logistic_blocks(
@@ -113,15 +138,15 @@ def solve_logistic_blocks(
         width = min(block_size, n_variants - start)
         round.fetch(f"block/{index}", done=done)  # the nodes have decoded the block
         block = slice(start, start + width)
-        evaluate = _BlockRounds(round, index)
+        evaluate = _BlockRounds(round, index, width)
         chosen = np.arange(width)
         if null is not None:
             totals = round.ask(f"block/{index}/score", {"coefficients": null.coefficients})
-            cases, alt = totals.pop("cases"), totals.pop("alt")
-            score = score_test(null, score_from_totals(totals))
-            columns["n_cases"][block] = np.rint(cases)
+            sums = score_from_totals(totals)
+            score = score_test(null, sums, _missing_score(round, index, null, sums))
+            columns["n_cases"][block] = sums.cases
             with np.errstate(divide="ignore", invalid="ignore"):
-                columns["effect_allele_frequency"][block] = alt / (2 * score.n)
+                columns["effect_allele_frequency"][block] = sums.alt / (2 * sums.n)
             with np.errstate(divide="ignore", invalid="ignore"):
                 columns["beta"][block] = score.score / score.variance
                 columns["standard_error"][block] = 1 / np.sqrt(score.variance)
@@ -130,7 +155,7 @@ def solve_logistic_blocks(
             tests[block] = "score"
             chosen = variants_to_refine(score, refine_below)
         if len(chosen):
-            result = fit_logistic(evaluate, width, k, variants=chosen)
+            result = _fit_pipelined(evaluate, width, k, chosen)
             rows = start + chosen
             columns["beta"][rows] = result.beta
             columns["standard_error"][rows] = result.standard_error
@@ -139,10 +164,9 @@ def solve_logistic_blocks(
             columns["firth"][rows] = result.firth
             columns["errcode"][rows] = result.error
             tests[rows] = "wald"
-            counts = evaluate.counts
-            columns["n_cases"][rows] = counts.cases
+            columns["n_cases"][rows] = evaluate.cases[chosen]
             with np.errstate(divide="ignore", invalid="ignore"):
-                columns["effect_allele_frequency"][rows] = counts.alt / (2 * counts.n)
+                columns["effect_allele_frequency"][rows] = evaluate.alt[chosen] / (2 * result.n)
         rounds += evaluate.count
         if progress is not None:
             progress(Progress("blocks", index + 1, n_blocks, tuple(done.items())))
@@ -170,6 +194,18 @@ def solve_logistic_blocks(
         effect="odds_ratio",
         extra=extra,
     )
+
+
+def _missing_score(
+    round: Round, index: int, null: NullLogisticFit, sums: ScoreSums
+) -> MissingScoreSums | None:
+    """Ask for the missing-call sums of the block's variants with a missing call anywhere."""
+    variants = np.flatnonzero(sums.n < sum(round.samples.values()))
+    if len(variants) == 0:
+        return None
+    request = {"coefficients": null.coefficients, "variants": variants}
+    totals = round.ask(f"block/{index}/score/missing", request)
+    return missing_score_from_totals(totals, variants, len(sums.n), len(null.coefficients))
 
 
 def _fit_null(round: Round, k: int) -> NullLogisticFit:

@@ -142,7 +142,8 @@ class Study:
         self.clients = [
             NodeClient(card, passport=passport, timeout=timeout) for card in federation.nodes
         ]
-        self.pool = ThreadPoolExecutor(len(self.clients))
+        # Two round trips may be in flight at once (a logistic fit pipelines two halves).
+        self.pool = ThreadPoolExecutor(2 * len(self.clients))
         self.study_id = secrets.token_hex(16)
         self.dropped: list[str] = []
         self._keys: dict[str, SignedKey] | None = None

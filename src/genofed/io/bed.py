@@ -20,8 +20,10 @@ from types import TracebackType
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 
 from genofed.errors import InputError
+from genofed.io.plink import MISSING_CALL
 
 __all__ = ["BED_MAGIC", "PackedBed", "count_lines", "decode_rows"]
 
@@ -30,7 +32,7 @@ BED_MAGIC = bytes([0x6C, 0x1B, 0x01])  # PLINK 1 .bed, SNP-major
 
 def _decoding_table() -> npt.NDArray[np.int8]:
     """Byte value -> the ALT counts of its four samples (lowest bits first)."""
-    codes = {0b00: 2, 0b01: -127, 0b10: 1, 0b11: 0}  # -127: MISSING_CALL of genofed.io.plink
+    codes = {0b00: 2, 0b01: int(MISSING_CALL), 0b10: 1, 0b11: 0}
     table = np.empty((256, 4), dtype=np.int8)
     for byte in range(256):
         table[byte] = [codes[(byte >> (2 * j)) & 0b11] for j in range(4)]
@@ -47,8 +49,21 @@ def decode_rows(
 
     ``samples`` selects and orders the samples (.fam rows); all of them by default.
     """
-    decoded = _DECODING[block].reshape(len(block), -1)[:, :n_samples]
-    return decoded if samples is None else np.ascontiguousarray(decoded[:, samples])
+    if samples is None:
+        return _DECODING[block].reshape(len(block), -1)[:, :n_samples]
+    out = np.empty((len(block), len(samples)), dtype=np.int8)
+    _decode_samples(np.ascontiguousarray(block), np.asarray(samples, dtype=np.intp), out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _decode_samples(block: np.ndarray, samples: np.ndarray, out: np.ndarray) -> None:
+    """Decode the 2-bit codes of ``samples`` in every row of ``block`` into ``out``."""
+    values = np.array([2, MISSING_CALL, 1, 0], dtype=np.int8)  # by 2-bit code
+    for v in range(block.shape[0]):
+        for t in range(samples.shape[0]):
+            s = samples[t]
+            out[v, t] = values[(block[v, s >> 2] >> (2 * (s & 3))) & 3]
 
 
 def count_lines(path: Path) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import zipfile
 from collections.abc import Mapping
 
@@ -11,7 +12,7 @@ import numpy.typing as npt
 
 from genofed.errors import ProtocolError
 
-__all__ = ["ARRAY_MEDIA_TYPE", "decode_arrays", "encode_arrays"]
+__all__ = ["ARRAY_MEDIA_TYPE", "block_rows", "decode_arrays", "encode_arrays"]
 
 ARRAY_MEDIA_TYPE = "application/vnd.genofed.arrays+npz"
 
@@ -34,3 +35,30 @@ def decode_arrays(payload: bytes) -> dict[str, npt.NDArray[np.generic]]:
             return {name: archive[name] for name in archive.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise ProtocolError(f"malformed array payload ({len(payload)} bytes): {exc}") from exc
+
+
+def block_rows(
+    values: npt.NDArray[np.generic] | None, *, width: int, what: str
+) -> npt.NDArray[np.intp]:
+    """Check that ``values`` are increasing row indices of a block of ``width`` variants.
+
+    Raises
+    ------
+    ProtocolError
+        If they are missing, empty, not integers, or not increasing below ``width``;
+        ``what`` names the request in the message.
+    """
+    if (
+        values is None
+        or values.ndim != 1
+        or values.dtype.kind not in "iu"
+        or len(values) == 0
+        or any(b <= a for a, b in itertools.pairwise(values.tolist()))
+        or values[0] < 0
+        or values[-1] >= width
+    ):
+        raise ProtocolError(
+            f"{what} is asked for with 'variants': increasing indices below {width}, "
+            "the block's width"
+        )
+    return values.astype(np.intp)

@@ -18,14 +18,19 @@ from genofed.errors import ProtocolError
 from genofed.kernels.logistic import (
     FirthSums,
     LogisticSums,
+    MissingScoreSums,
     NullLogisticSums,
     RoundRequest,
     RoundSums,
     ScoreSums,
 )
+from genofed.protocol.codec import block_rows
 
 __all__ = [
     "coefficients_from_arrays",
+    "missing_score_arrays",
+    "missing_score_from_totals",
+    "missing_score_request_from_arrays",
     "null_arrays",
     "null_from_totals",
     "request_arrays",
@@ -37,7 +42,8 @@ __all__ = [
 ]
 
 _NULL = ("score", "information", "loglik", "n", "cases")
-_SCORE = ("u", "gwg", "cwg", "missing_cwc", "missing_cr", "n")
+_SCORE = ("u", "gwg", "cwg", "n", "cases", "alt")
+_MISSING_SCORE = ("cwc", "cr")
 
 Arrays = dict[str, npt.NDArray[np.generic]]
 
@@ -195,10 +201,46 @@ def score_arrays(sums: ScoreSums) -> Arrays:
 def score_from_totals(totals: Mapping[str, npt.NDArray[np.float64]]) -> ScoreSums:
     """Read the federation's score-test sums of a block from the unmasked totals."""
     _expect(totals, _SCORE, "score-test sums")
-    return ScoreSums(
-        **{name: totals[name] for name in _SCORE if name != "n"},
-        n=np.rint(totals["n"]).astype(np.int64),
-    )
+    n, cases, alt = (np.rint(totals[name]).astype(np.int64) for name in ("n", "cases", "alt"))
+    return ScoreSums(u=totals["u"], gwg=totals["gwg"], cwg=totals["cwg"], n=n, cases=cases, alt=alt)
+
+
+def missing_score_request_from_arrays(
+    arrays: Mapping[str, npt.NDArray[np.generic]], *, k: int, width: int, part: str
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]:
+    """Read a ``block/<i>/score/missing`` request: the null coefficients and the variants.
+
+    Raises
+    ------
+    ProtocolError
+        If the request holds anything but ``k`` finite coefficients and
+        increasing variant indices below ``width``.
+    """
+    if set(arrays) != {"coefficients", "variants"}:
+        raise ProtocolError(f"{part} is asked for with the arrays 'coefficients' and 'variants'")
+    variants = block_rows(arrays["variants"], width=width, what=part)
+    return coefficients_from_arrays({"coefficients": arrays["coefficients"]}, k=k), variants
+
+
+def missing_score_arrays(sums: MissingScoreSums) -> Arrays:
+    """Lay out one node's missing-call sums of the score test as named arrays."""
+    return {name: np.asarray(getattr(sums, name)) for name in _MISSING_SCORE}
+
+
+def missing_score_from_totals(
+    totals: Mapping[str, npt.NDArray[np.float64]],
+    variants: npt.NDArray[np.intp],
+    width: int,
+    k: int,
+) -> MissingScoreSums:
+    """Spread the federation's missing-call sums of ``variants`` over a block of ``width``.
+
+    The other variants have no missing call anywhere, so their sums are zero.
+    """
+    _expect(totals, _MISSING_SCORE, "missing-call score sums")
+    cwc, cr = np.zeros((width, k * (k + 1) // 2)), np.zeros((width, k))
+    cwc[variants], cr[variants] = totals["cwc"], totals["cr"]
+    return MissingScoreSums(cwc=cwc, cr=cr)
 
 
 def _expect(totals: Mapping[str, object], names: tuple[str, ...], what: str) -> None:

@@ -8,7 +8,6 @@ them, ``block/<i>/missing`` (the missing-call samples' own sums). See
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Mapping
 
@@ -19,6 +18,7 @@ from genofed.errors import ProtocolError
 from genofed.kernels.linreg import LinearDesign, VariantSums, local_null_sums
 from genofed.node.computations.base import Arrays, Task, UnknownPart
 from genofed.node.dataset import NodeDataset
+from genofed.protocol.codec import block_rows
 from genofed.protocol.linreg import block_arrays, missing_arrays, null_arrays
 from genofed.protocol.messages import LinearGwasParameters
 
@@ -64,25 +64,13 @@ class LinearTask(Task):
             raise UnknownPart(f"linear-gwas has no result {part!r} to ask for")
         index = int(index_text)
         width = min(self.block_size, len(self.dataset.variants) - index * self.block_size)
-        variants = request.get("variants")
-        if (
-            set(request) != {"variants"}
-            or variants is None
-            or variants.ndim != 1
-            or variants.dtype.kind not in "iu"
-            or len(variants) == 0
-            or any(b <= a for a, b in itertools.pairwise(variants.tolist()))
-            or variants[0] < 0
-            or variants[-1] >= width
-        ):
-            raise ProtocolError(
-                f"{part} is asked for with one array 'variants': increasing indices below "
-                f"{width}, the block's width"
-            )
+        if set(request) != {"variants"}:
+            raise ProtocolError(f"{part} is asked for with one array 'variants'")
+        variants = block_rows(request.get("variants"), width=width, what=part)
         with self._lock:
             sums = self._kept.get(index)
         k = self.inputs.covariates.shape[1]
-        return missing_arrays(sums, variants.astype(np.intp), k=k)
+        return missing_arrays(sums, variants, k=k)
 
     def release(self, index: int) -> None:
         """Drop the missing-call sums kept for blocks before ``index``."""

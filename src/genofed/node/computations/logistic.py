@@ -8,7 +8,9 @@ runs PLINK 2's Newton iteration and Firth fallback on the sums of all nodes.
 
 For the score-test mode, also ``null/round/<j>`` (the covariates-only model's
 sums at the coefficients asked for) and ``block/<i>/score`` (each variant's
-score-test sums at the null model's coefficients).
+score-test sums at the null model's coefficients) and, asked for with the
+variants that have a missing call somewhere in the federation,
+``block/<i>/score/missing`` (their missing-call samples' sums).
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from genofed.io.plink import MISSING_CALL
 from genofed.kernels.logistic import (
     LogisticBlock,
+    local_missing_score_sums,
     local_null_logistic_sums,
     local_round,
     local_score_sums,
@@ -31,6 +33,8 @@ from genofed.node.computations.base import Arrays, NotReady, Task, UnknownPart
 from genofed.node.dataset import NodeDataset
 from genofed.protocol.logistic import (
     coefficients_from_arrays,
+    missing_score_arrays,
+    missing_score_request_from_arrays,
     null_arrays,
     request_from_arrays,
     score_arrays,
@@ -81,19 +85,17 @@ class LogisticTask(Task):
             raise NotReady(f"block {fields[1]} is not decoded")
         if fields[2:] == ["score"]:
             coefficients = coefficients_from_arrays(request, k=k)
-            arrays = score_arrays(local_score_sums(self.design, coefficients, block))
-            return arrays | self._called_counts(block)
+            return score_arrays(local_score_sums(self.design, coefficients, block))
+        if fields[2:] == ["score", "missing"]:
+            coefficients, variants = missing_score_request_from_arrays(
+                request, k=k, width=block.n_variants, part=part
+            )
+            sums = local_missing_score_sums(self.design, coefficients, block, variants)
+            return missing_score_arrays(sums)
         if len(fields) != 4 or fields[2] != "round" or not fields[3].isdigit():
             raise UnknownPart(f"logistic-gwas has no result {part!r} to ask for")
         round_request = request_from_arrays(request, width=block.n_variants, p=k + 1)
         return sums_arrays(local_round(self.design, block, round_request))
-
-    def _called_counts(self, block: LogisticBlock) -> Arrays:
-        """Cases and ALT alleles among each variant's called samples."""
-        called = block.dosages != MISSING_CALL
-        alt = np.where(called, block.dosages, 0).sum(axis=1, dtype=np.int64)
-        cases = (called & (self.design.phenotype == 1.0)).sum(axis=1, dtype=np.int64)
-        return {"cases": cases, "alt": alt}
 
     def release(self, index: int) -> None:
         """Drop the decoded blocks before ``index``."""
