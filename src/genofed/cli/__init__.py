@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from genofed._version import __version__
-from genofed.cli import aai, demo, federation, gwas, node, qc, simulate
+from genofed.cli import aai, demo, federation, gwas, node, pca, qc, simulate
 from genofed.errors import AuthError, DisclosureError, GenofedError, InputError, NodeError
 
 __all__ = ["main"]
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--version", action="version", version=f"genofed {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (simulate, node, federation, qc, gwas, demo, aai):
+    for module in (simulate, node, federation, qc, pca, gwas, demo, aai):
         module.register(commands, common)
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -23,6 +23,7 @@ from genofed.protocol.messages import (
     JobStatus,
     LinearGwasJob,
     LogisticGwasJob,
+    PcaJob,
     ServiceInfo,
     SignedKey,
     StudyKeyRequest,
@@ -88,7 +89,7 @@ class NodeClient:
             headers={"Content-Type": ARRAY_MEDIA_TYPE},
         ).content
 
-    def submit(self, request: LinearGwasJob | LogisticGwasJob | VariantQcJob) -> JobStatus:
+    def submit(self, request: LinearGwasJob | LogisticGwasJob | VariantQcJob | PcaJob) -> JobStatus:
         """Queue a job."""
         response = self._call("POST", "/jobs", json=request.model_dump(mode="json"))
         return self._model(JobStatus, response)

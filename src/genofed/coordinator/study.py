@@ -24,11 +24,13 @@ from genofed.coordinator.client import NodeClient
 from genofed.coordinator.federation import Federation
 from genofed.errors import InputError, NodeError, ProtocolError
 from genofed.protocol.aggregation import signed_study_key, sum_masked
+from genofed.protocol.codec import decode_arrays
 from genofed.protocol.masking import parse_public_key, verify_study_keys
 from genofed.protocol.messages import (
     DatasetDescription,
     LinearGwasJob,
     LogisticGwasJob,
+    PcaJob,
     SecureAggregation,
     SignedKey,
     VariantQcJob,
@@ -86,7 +88,7 @@ class Round:
             raise dropout
         return results
 
-    def submit(self, job: LinearGwasJob | LogisticGwasJob | VariantQcJob) -> None:
+    def submit(self, job: LinearGwasJob | LogisticGwasJob | VariantQcJob | PcaJob) -> None:
         """Queue the job at every node; remember the job ids and cohort sizes."""
 
         def submit(client: NodeClient) -> None:
@@ -116,6 +118,13 @@ class Round:
         """Ask every node for a part with the same arrays; return the unmasked totals."""
         payloads = self.each(lambda c: c.ask(self.jobs[c.name], part, arrays))
         return sum_masked(dict(zip(self.names, payloads, strict=True)))
+
+    def ask_released(
+        self, part: str, arrays: Mapping[str, npt.ArrayLike]
+    ) -> dict[str, dict[str, npt.NDArray[np.generic]]]:
+        """Ask every node for a part its computation releases unmasked: node -> arrays."""
+        payloads = self.each(lambda c: c.ask(self.jobs[c.name], part, arrays))
+        return {name: decode_arrays(p) for name, p in zip(self.names, payloads, strict=True)}
 
     def cancel(self) -> None:
         """Cancel every job of the round, ignoring nodes that are gone."""

@@ -53,8 +53,10 @@ _UNPROCESSABLE: dict[int | str, dict[str, Any]] = {
 
 def create_app(settings: NodeSettings, dataset: NodeDataset | None = None) -> FastAPI:
     """Build a node's application; the dataset is opened here unless given."""
-    data = dataset or NodeDataset(settings.data.bfile, settings.data.phenotypes)
     state = settings.node.state_dir or settings.data.bfile.parent
+    data = dataset or NodeDataset(
+        settings.data.bfile, settings.data.phenotypes, state / "covariate-sets"
+    )
     ledger = DisclosureLedger(
         state / "disclosure.sqlite3", settings.disclosure, node=settings.node.name
     )

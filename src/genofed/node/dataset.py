@@ -22,6 +22,8 @@ from genofed.kernels.linreg import (
     local_variant_sums_packed,
 )
 from genofed.kernels.qc import genotype_counts_packed
+from genofed.node.covariate_sets import CovariateSets
+from genofed.protocol.covariates import covariate_reference
 
 __all__ = ["LinearInputs", "NodeDataset"]
 
@@ -59,8 +61,10 @@ class NodeDataset:
         Naming the file and what is wrong with it.
     """
 
-    def __init__(self, bfile: Path, phenotypes: Path) -> None:
+    def __init__(self, bfile: Path, phenotypes: Path, covariate_sets: Path | None = None) -> None:
         self.bfile = Path(bfile)
+        # where computed covariate sets (PCA scores) are kept; default beside the genotypes
+        self.covariate_sets = CovariateSets(covariate_sets or self.bfile.parent / "covariate-sets")
         self.phenotype_path = Path(phenotypes)
         self.iids = read_fam(self.bfile.with_suffix(".fam"))
         self.variants: VariantInfo = read_bim(self.bfile.with_suffix(".bim"))
@@ -98,10 +102,12 @@ class NodeDataset:
         names = [phenotype, *covariates]
         available = ", ".join(self.table.columns)
         for name in names:
-            if name not in self.table.columns:
+            if name not in self.table.columns and covariate_reference(name) is None:
                 raise InputError(
                     f"column {name!r} is not in the phenotype table; available: {available}"
                 )
+        if covariate_reference(phenotype) is not None:
+            raise InputError(f"the phenotype {phenotype!r} must be a phenotype table column")
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise InputError(f"column {repeated[0]!r} is named more than once")
@@ -109,8 +115,7 @@ class NodeDataset:
         rows = np.where(present, self._table_row, 0)
         y = np.where(present, self.table.columns[phenotype][rows], np.nan)
         c = np.column_stack(
-            [np.ones(len(rows))]
-            + [np.where(present, self.table.columns[n][rows], np.nan) for n in covariates]
+            [np.ones(len(rows))] + [self._covariate(n, present, rows) for n in covariates]
         )
         included = present & np.isfinite(y) & np.isfinite(c).all(axis=1)
         return LinearInputs(
@@ -118,6 +123,25 @@ class NodeDataset:
             phenotype=np.where(included, y, 0.0),
             included=included,
         )
+
+    def _covariate(
+        self, name: str, present: npt.NDArray[np.bool_], rows: npt.NDArray[np.intp]
+    ) -> npt.NDArray[np.float64]:
+        """Return a phenotype-table column or a stored set's column, in .fam order."""
+        reference = covariate_reference(name)
+        if reference is None:
+            values: npt.NDArray[np.float64] = np.where(
+                present, self.table.columns[name][rows], np.nan
+            )
+            return values
+        set_name, column = reference
+        return self.covariate_sets.read(set_name, len(self.iids)).column(column)
+
+    def covariate_runs(self, covariates: Sequence[str]) -> dict[str, str]:
+        """Return the run each covariate set named in ``covariates`` comes from."""
+        names = {ref[0] for c in covariates if (ref := covariate_reference(c)) is not None}
+        described = self.covariate_sets.describe()
+        return {name: described[name].run for name in sorted(names) if name in described}
 
     def binary_inputs(self, phenotype: str, covariates: Sequence[str]) -> LinearInputs:
         """As :meth:`linear_inputs`, for a case/control phenotype coded 1 (case) and 0.
@@ -153,6 +177,21 @@ class NodeDataset:
         decoded = decode_rows(self._bed.block(start, stop), len(self.iids), samples)
         self._bed.release(start, stop)
         return decoded
+
+    def decoded_variants(self, variants: npt.NDArray[np.intp]) -> npt.NDArray[np.int8]:
+        """ALT counts of the given variants (increasing indices) for every sample: ``(v, n)``."""
+        out = np.empty((len(variants), len(self.iids)), dtype=np.int8)
+        span = 4096  # variants read from the file at a time
+        done = 0
+        while done < len(variants):
+            start = int(variants[done])
+            stop = int(np.searchsorted(variants, start + span))
+            rows = variants[done:stop] - start
+            block = self._bed.block(start, int(variants[stop - 1]) + 1)
+            out[done:stop] = decode_rows(block[rows], len(self.iids))
+            self._bed.release(start, int(variants[stop - 1]) + 1)
+            done = stop
+        return out
 
     def genotype_counts(
         self, start: int, stop: int, included: npt.NDArray[np.bool_]

@@ -5,11 +5,15 @@ and its ``block/<i>`` parts are computed in order on a worker thread; the
 node keeps at most ``buffered_blocks`` blocks the coordinator has not fetched
 yet, and fetching block ``i`` releases every block before it, so a node's
 memory is bounded by the block size whatever the cohort size. Other parts
-(``block/<i>/...``) are asked for with arrays and answered on request.
+(``block/<i>/...``, or about no block, such as ``null/round/<j>`` or a PCA's
+``product/<j>``) are asked for with arrays and answered on request.
 
 Every part leaves the node masked for the job's round of secure aggregation,
 and each part is masked once: asking again returns the same bytes, and
-asking for a part again with other arrays is refused.
+asking for a part again with other arrays is refused. The one exception is a
+part the computation declares released, an aggregate of this node's samples
+alone that the catalogue describes (a PCA's per-node mean and covariance of
+two components, for the picture).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from genofed.node.disclosure import DisclosureLedger, reported_count
 from genofed.node.settings import ComputeSection
 from genofed.node.studies import StudyKeys
 from genofed.protocol.aggregation import MaskedRound
+from genofed.protocol.codec import encode_arrays
 from genofed.protocol.messages import JobRequest, JobState, JobStatus
 
 __all__ = ["JobManager", "NotReady", "UnknownJob", "request_digest"]
@@ -171,7 +176,10 @@ class JobManager:
         *,
         user: str,
     ) -> bytes:
-        """Return a part asked for with arrays (``block/<i>/...`` or ``null/...``), masked once.
+        """Return a part asked for with arrays (``block/<i>/...`` or another name), masked once.
+
+        A part the task declares ``released`` is sent unmasked: an aggregate of
+        this node's samples alone that its computation is meant to show.
 
         Raises
         ------
@@ -184,8 +192,8 @@ class JobManager:
         """
         job = self._job(job_id, user)
         prefix, _, rest = part.partition("/")
-        index = None  # null/...: about no block
-        if prefix != "null" or not rest:
+        index = None  # a part about no block, e.g. null/round/0 or product/3
+        if prefix == "block":
             index = self._block_index(job, f"{prefix}/{rest.partition('/')[0]}")
             if index is None or "/" not in rest:
                 raise UnknownJob(f"job {job_id} has no result {part!r} to ask for")
@@ -207,7 +215,11 @@ class JobManager:
                             "masks are used once"
                         )
                     return job.results[part]
-            payload = job.masking.encode(part, job.task.answer(part, request))
+            arrays = job.task.answer(part, request)
+            if part in job.task.released:  # an aggregate of this node's alone, by design
+                payload = encode_arrays(arrays)
+            else:
+                payload = job.masking.encode(part, arrays)
             with job.changed:
                 job.results[part], job.asked[part] = payload, digest
             return payload

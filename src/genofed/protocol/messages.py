@@ -26,6 +26,7 @@ __all__ = [
     "CATALOGUE",
     "FAMILIES",
     "Computation",
+    "CovariateSetInfo",
     "DatasetDescription",
     "JobRequest",
     "JobState",
@@ -34,6 +35,8 @@ __all__ = [
     "LinearGwasParameters",
     "LogisticGwasJob",
     "LogisticGwasParameters",
+    "PcaJob",
+    "PcaParameters",
     "SecureAggregation",
     "ServiceInfo",
     "SignedKey",
@@ -95,6 +98,17 @@ class ServiceInfo(_Message):
     environment: str = "production"
 
 
+class CovariateSetInfo(_Message):
+    """A covariate set a node made and keeps (e.g. PCA scores): its run and column names."""
+
+    run: str  # the study that made it, e.g. a PCA run
+    computation: str
+    created: str  # ISO 8601, UTC
+    columns: list[str]
+    eigenvalues: list[float] = Field(default_factory=list)
+    variants: int | None = None  # variants the PCA used
+
+
 class DatasetDescription(_Message):
     """What a node holds, as counts and names only."""
 
@@ -106,6 +120,7 @@ class DatasetDescription(_Message):
     variant_digest: str  # SHA-256 of the variant list (chromosome, position, id, alleles)
     phenotypes: list[str]
     block_size: int  # the node's default number of variants per result block
+    covariate_sets: dict[str, CovariateSetInfo] = Field(default_factory=dict)
 
 
 class LinearGwasParameters(_Message):
@@ -163,6 +178,18 @@ class VariantQcParameters(_Message):
     covariates: list[ColumnName] = Field(default_factory=list, max_length=64)
 
 
+class PcaParameters(_Message):
+    """Parameters of ``pca`` version 1; the variants and their standardisation come as arrays.
+
+    ``name`` is the covariate set the node stores its samples' scores under,
+    ``run`` the identifier recorded with it (the coordinator's study id).
+    """
+
+    components: int = Field(ge=1, le=100)
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")] = "pcs"
+    run: StudyId
+
+
 class LinearGwasJob(_Message):
     """A ``linear-gwas`` job: its version, parameters and masking."""
 
@@ -190,9 +217,18 @@ class VariantQcJob(_Message):
     aggregation: SecureAggregation
 
 
+class PcaJob(_Message):
+    """A ``pca`` job: its version, parameters and masking."""
+
+    computation: Literal["pca"]
+    version: Literal[1]
+    parameters: PcaParameters
+    aggregation: SecureAggregation
+
+
 # A job from the catalogue, told apart by its computation name.
 JobRequest = Annotated[
-    LinearGwasJob | LogisticGwasJob | VariantQcJob, Field(discriminator="computation")
+    LinearGwasJob | LogisticGwasJob | VariantQcJob | PcaJob, Field(discriminator="computation")
 ]
 
 
@@ -234,6 +270,18 @@ CATALOGUE = (
             "missing, for allele frequencies, missing-call rates and Hardy-Weinberg tests."
         ),
         results=["block/{index}"],
+    ),
+    Computation(
+        name="pca",
+        version=1,
+        description=(
+            "Principal components of the standardised genotypes of the variants asked for: "
+            "per round, X'(X Q) for the coordinator's block Q, masked for secure aggregation; "
+            "then each node stores its own samples' scores as a covariate set (never sent) "
+            "and returns only their sums, and the mean and covariance of two components "
+            "over its samples, for a picture."
+        ),
+        results=["variants", "product/{number}", "scores", "summary"],
     ),
 )
 

@@ -14,6 +14,7 @@ from typing import Any
 from genofed.node.computations.base import Arrays, Task
 from genofed.node.computations.linear import LinearTask
 from genofed.node.computations.logistic import LogisticTask
+from genofed.node.computations.pca import PcaTask
 from genofed.node.computations.qc import QcTask
 from genofed.node.dataset import NodeDataset
 
@@ -24,4 +25,5 @@ TASKS: dict[str, Callable[[NodeDataset, Any], Task]] = {
     "linear-gwas": LinearTask,
     "logistic-gwas": LogisticTask,
     "variant-qc": QcTask,
+    "pca": PcaTask,
 }

@@ -35,6 +35,9 @@ class Task:
     """
 
     window: int | None = None  # most blocks computed ahead (None: the node's buffered_blocks)
+    # Parts answered unmasked: this node's own aggregate, which the computation's
+    # description in the catalogue declares (e.g. a PCA's per-node summary for a picture).
+    released: frozenset[str] = frozenset()
 
     def __init__(self, included: npt.NDArray[np.bool_], blocks_total: int) -> None:
         self.included = included

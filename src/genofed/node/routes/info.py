@@ -45,6 +45,7 @@ def dataset(settings: Settings, data: Dataset, caller: Caller) -> DatasetDescrip
         variant_digest=data.variant_digest,
         phenotypes=list(data.table.columns),
         block_size=settings.compute.block_size,
+        covariate_sets=data.covariate_sets.describe(),
     )
 
 

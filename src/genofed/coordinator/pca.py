@@ -1,0 +1,283 @@
+"""A federated PCA: QC, LD pruning and principal components over every node.
+
+The coordinator sums genotype counts (a ``variant-qc`` round) for the
+federation's allele frequencies, prunes variants in LD over the federation,
+then runs block Krylov iteration (:func:`genofed.kernels.pca.fit_pca`): each
+round trip sends an ``M x L`` block and gets back the masked sum of every
+node's ``X_k'(X_k Q)``. It ends up with eigenvalues and variant loadings;
+every node computes and keeps its own samples' scores as a covariate set,
+which later studies use by name (``--covariates pcs:1-10``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from genofed._progress import Progress, ProgressCallback
+from genofed.coordinator.federation import Federation
+from genofed.coordinator.qc import federated_qc
+from genofed.coordinator.study import Round, Study, check_same_variants
+from genofed.errors import InputError, ProtocolError
+from genofed.kernels.pca import PcaResult, fit_pca, standardization
+from genofed.protocol.messages import PcaJob, PcaParameters, VariantQcParameters
+from genofed.report._atomic import staged_files
+
+__all__ = ["NodeSummary", "PcaRun", "run_pca"]
+
+logger = logging.getLogger(__name__)
+
+QC_BLOCK = 32_768  # variants per block of genotype counts
+
+
+@dataclass(frozen=True)
+class NodeSummary:
+    """One node's mean and covariance of PC1 and PC2 over its samples (released by it)."""
+
+    n: int
+    mean: npt.NDArray[np.float64]  # (2,)
+    covariance: npt.NDArray[np.float64]  # (2, 2)
+
+
+@dataclass(frozen=True)
+class PcaRun:
+    """What ``genofed pca`` found and wrote."""
+
+    run: str  # the study id, recorded with every node's covariate set
+    name: str  # the covariate set the nodes stored
+    result: PcaResult
+    variants_used: int
+    filtered: dict[str, int]  # variants removed by each step (monomorphic, maf, ld)
+    samples: dict[str, int]
+    summaries: dict[str, NodeSummary]
+    files: dict[str, Path] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def run_pca(
+    federation: Federation,
+    *,
+    out: Path,
+    components: int = 10,
+    name: str = "pcs",
+    passport: str | None = None,
+    maf: float | None = None,
+    tolerance: float = 1e-6,
+    max_iterations: int = 100,
+    seed: int = 0,
+    timeout: float = 120.0,
+    progress: ProgressCallback | None = None,
+) -> PcaRun:
+    """Run a federated PCA and write ``out.eigenval``, ``out.eigenvec.var`` and ``out.prune.in``.
+
+    Parameters
+    ----------
+    federation
+        The nodes; at least two, for secure aggregation.
+    out
+        Output prefix. Files appear only when the whole run succeeds.
+    components
+        Principal components to find (PLINK's ``--pca`` count).
+    name
+        The covariate set every node stores its samples' scores under.
+    passport
+        The researcher's GA4GH Passport.
+    maf
+        Leave out variants with a minor allele frequency below it (PLINK's
+        ``--maf``); monomorphic variants are always left out.
+    tolerance, max_iterations, seed
+        See :func:`genofed.kernels.pca.fit_pca`.
+    timeout
+        Seconds to wait for any one HTTP call.
+    progress
+        Called after each step of the QC and after each PCA round.
+
+    Raises
+    ------
+    InputError
+        If too few variants remain for the components asked for.
+    NodeError, AuthError, DisclosureError, ProtocolError
+        As for :func:`genofed.coordinator.run_gwas`.
+    """
+    started = time.monotonic()
+    out = Path(out)
+    with Study(federation, passport=passport, timeout=timeout) as study:
+        check_same_variants(study.describe())
+        variants = study.clients[0].variants()
+        n_variants = len(variants["variant_id"])
+        qc_parameters = VariantQcParameters(block_size=min(QC_BLOCK, max(n_variants, 1)))
+        qc, _ = study.run(lambda round: federated_qc(round, n_variants, qc_parameters, progress))
+        keep, filtered = _variant_filters(qc.minor_allele_frequency, maf)
+        chosen = np.flatnonzero(keep)
+        if len(chosen) < components:
+            raise InputError(
+                f"only {len(chosen)} variants remain after the filters ({filtered}); "
+                f"too few for {components} components"
+            )
+        alt = qc.counts[chosen, 1] + 2 * qc.counts[chosen, 2]
+        mean, scale = standardization(alt, qc.n_called[chosen])
+        parameters = PcaParameters(components=components, name=name, run=study.study_id)
+
+        def body(round: Round) -> tuple[PcaResult, dict[str, NodeSummary]]:
+            return _pca_rounds(
+                round, parameters, chosen, mean, scale,
+                tolerance=tolerance, max_iterations=max_iterations, seed=seed, progress=progress,
+            )  # fmt: skip
+
+        result, summaries = study.run(body)
+        samples = {s: summaries[s].n for s in summaries}
+    files = _write_outputs(out, variants, chosen, qc.alt_frequency[chosen], result)
+    run = PcaRun(
+        run=study.study_id,
+        name=name,
+        result=result,
+        variants_used=len(chosen),
+        filtered=filtered,
+        samples=samples,
+        summaries=summaries,
+        files=files,
+        seconds=time.monotonic() - started,
+    )
+    _write_summary(out.with_suffix(".pca.json"), run)
+    run.files["summary"] = out.with_suffix(".pca.json")
+    return run
+
+
+def _variant_filters(
+    maf: npt.NDArray[np.float64], threshold: float | None
+) -> tuple[npt.NDArray[np.bool_], dict[str, int]]:
+    """Keep variable variants with a MAF at or above ``threshold``; count what each step removed."""
+    variable = maf > 0  # NaN (no call) and monomorphic variants cannot be standardised
+    filtered = {"monomorphic": int((~variable).sum())}
+    keep = variable
+    if threshold is not None:
+        low = keep & ~(maf >= threshold)
+        filtered["maf"] = int(low.sum())
+        keep = keep & ~low
+    return keep, filtered
+
+
+def _pca_rounds(
+    round: Round,
+    parameters: PcaParameters,
+    chosen: npt.NDArray[np.intp],
+    mean: npt.NDArray[np.float64],
+    scale: npt.NDArray[np.float64],
+    *,
+    tolerance: float,
+    max_iterations: int,
+    seed: int,
+    progress: ProgressCallback | None,
+) -> tuple[PcaResult, dict[str, NodeSummary]]:
+    round.submit(
+        PcaJob(computation="pca", version=1, parameters=parameters, aggregation=round.aggregation)
+    )
+    round.ask("variants", {"variants": chosen.astype(np.int64), "mean": mean, "scale": scale})
+    counter = iter(range(1 << 30))
+
+    def multiply(basis: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return round.ask(f"product/{next(counter)}", {"basis": basis})["product"]
+
+    def report(iteration: int, residual: float) -> None:
+        logger.info("PCA round %d: largest relative residual %.2e", iteration, residual)
+        if progress is not None:
+            progress(Progress("pca rounds", iteration, max_iterations))
+
+    result = fit_pca(
+        multiply, len(chosen), parameters.components,
+        tolerance=tolerance, max_iterations=max_iterations, seed=seed, progress=report,
+    )  # fmt: skip
+    if not result.converged:
+        slow = np.flatnonzero(result.residuals >= tolerance) + 1
+        logger.warning(
+            "PCs %s did not converge to %.0e in %d rounds (largest residual %.1e); their "
+            "eigenvalues lie close together, so each one alone is not well determined",
+            ", ".join(map(str, slow)), tolerance, result.iterations, float(result.residuals.max()),
+        )  # fmt: skip
+    totals = round.ask("scores", {"loadings": result.loadings, "theta": result.theta})
+    _check_unit_scores(totals, parameters.components)
+    released = round.ask_released("summary", {"components": np.array([0, 1])})
+    summaries = {
+        node: NodeSummary(int(a["n"][0]), a["mean"].astype(float), a["covariance"].astype(float))
+        for node, a in released.items()
+    }
+    return result, summaries
+
+
+def _check_unit_scores(totals: dict[str, npt.NDArray[np.float64]], k: int) -> None:
+    """Check that the nodes' scores add up to unit, uncorrelated eigenvectors: ``U'U = I``."""
+    cross = totals["cross"].reshape(k, k)
+    worst = float(np.abs(cross - np.eye(k)).max())
+    if worst > 1e-6:
+        raise ProtocolError(
+            f"the nodes' PC scores are not unit eigenvectors (U'U differs from I by {worst:.1e})"
+        )
+
+
+def _write_outputs(
+    out: Path,
+    variants: dict[str, npt.NDArray[np.generic]],
+    chosen: npt.NDArray[np.intp],
+    alt_frequency: npt.NDArray[np.float64],
+    result: PcaResult,
+) -> dict[str, Path]:
+    """Write PLINK 2's ``.eigenval`` and ``.eigenvec.var``, and ``.prune.in``."""
+    targets = {
+        "eigenval": Path(f"{out}.eigenval"),
+        "eigenvec.var": Path(f"{out}.eigenvec.var"),
+        "prune.in": Path(f"{out}.prune.in"),
+    }
+    ids = variants["variant_id"][chosen].astype(str)
+    with staged_files(*targets.values()) as (eigenval, weights, prune_in):
+        eigenval.write_text("".join(f"{v:.6g}\n" for v in result.eigenvalues))
+        prune_in.write_text("".join(f"{v}\n" for v in ids))
+        weights.write_text(_eigenvec_var(variants, chosen, alt_frequency, result))
+    return targets
+
+
+def _eigenvec_var(
+    variants: dict[str, npt.NDArray[np.generic]],
+    chosen: npt.NDArray[np.intp],
+    alt_frequency: npt.NDArray[np.float64],
+    result: PcaResult,
+) -> str:
+    """``plink2 --pca biallelic-var-wts`` columns: weights of the major allele's count."""
+    alt, ref = variants["effect_allele"][chosen].astype(str), variants["other_allele"][chosen]
+    major_is_alt = alt_frequency > 0.5
+    weights = result.plink_weights * np.where(major_is_alt, 1.0, -1.0)[:, None]
+    header = ["#CHROM", "ID", "MAJ", "NONMAJ"] + [f"PC{i + 1}" for i in range(weights.shape[1])]
+    lines = ["\t".join(header)]
+    for j, index in enumerate(chosen):
+        major, minor = (alt[j], ref[j]) if major_is_alt[j] else (ref[j], alt[j])
+        names = [str(variants["chromosome"][index]), str(variants["variant_id"][index])]
+        values = [f"{w:.6g}" for w in weights[j]]
+        lines.append("\t".join([*names, str(major), str(minor), *values]))
+    return "\n".join(lines) + "\n"
+
+
+def _write_summary(path: Path, run: PcaRun) -> None:
+    """Write what the run did, for the record and for ``genofed gwas`` users."""
+    summary = {
+        "run": run.run,
+        "covariate_set": run.name,
+        "components": len(run.result.eigenvalues),
+        "eigenvalues": run.result.eigenvalues.tolist(),
+        "variants_used": run.variants_used,
+        "filtered": run.filtered,
+        "rounds": run.result.iterations,
+        "converged": run.result.converged,
+        "residuals": run.result.residuals.tolist(),
+        "samples_per_node": run.samples,
+        "node_summaries": {
+            node: {"n": s.n, "mean": s.mean.tolist(), "covariance": s.covariance.tolist()}
+            for node, s in run.summaries.items()
+        },
+    }
+    with staged_files(path) as (staged,):
+        staged.write_text(json.dumps(summary, indent=2) + "\n")
