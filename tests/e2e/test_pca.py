@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from genofed.aai import Issuer, write_passport
 from genofed.cli import main
+from genofed.io import read_phenotype_table
 from genofed.io.plink import read_fam
-from tests.conftest import PlinkRunner
+from genofed.report import read_gwas_ssf
+from tests.conftest import PlinkRunner, passport_for
 from tests.e2e.conftest import SplitFederation
+from tests.plink import read_tsv
 
 COMPONENTS = 10
 
@@ -78,3 +83,63 @@ def test_pca__node_scores_span_plink2s_eigenvectors(
     angle = float(np.arccos(np.clip(cosines.min(), -1, 1)))
     print("largest principal angle", angle)
     assert angle < 1e-3
+
+
+def test_gwas_with_pcs__equals_plink2_glm_with_the_same_scores_as_covariates(
+    pca: Path,
+    split_federation: SplitFederation,
+    plink2: PlinkRunner,
+    issuer: Issuer,
+    tmp_path: Path,
+) -> None:
+    # Another researcher: the PCA's all-sample cohort and this GWAS's would differ by a
+    # few samples, which the nodes' min_difference rule refuses to one user.
+    grants = (f"genofed:{name}" for name in split_federation.nodes)
+    passport = write_passport(passport_for(issuer, *grants, user="frank"), tmp_path / "f.jwt")
+    out = tmp_path / "ldl"
+    code = main(
+        ["gwas", "--federation", str(split_federation.federation), "--out", str(out),
+         "--passport", str(passport), "--phenotype", "ldl",
+         "--covariates", "age,sex,pcs:1-4"]
+    )  # fmt: skip
+    assert code == 0
+    run = json.loads(Path(f"{pca}.pca.json").read_text())["run"]
+    meta = Path(f"{out}.tsv-meta.yaml").read_text()
+    assert f'pcs: "{run}"' in meta  # the PCA run the covariates came from
+    assert "pcs:PC4" in meta
+    # PLINK 2 on the pooled files, with the node-held scores gathered (test only) as covariates
+    table = read_phenotype_table(split_federation.phenotypes)
+    scores = gathered_scores(split_federation)
+    pcs = np.array([scores[iid] for iid in table.iids])
+    columns = {**table.columns, **{f"PC{i + 1}": pcs[:, i] for i in range(4)}}
+    lines = ["#FID\tIID\t" + "\t".join(columns)]
+    for row, iid in enumerate(table.iids):
+        lines.append("\t".join([iid, iid, *(repr(float(v[row])) for v in columns.values())]))
+    pheno = tmp_path / "pheno.tsv"
+    pheno.write_text("\n".join(lines).replace("nan", "NA") + "\n")
+    plink = plink2(
+        "--bfile", split_federation.pooled, "--pheno", pheno, "--pheno-name", "ldl",
+        "--covar", pheno, "--covar-name", "age,sex,PC1-PC4",
+        "--glm", "hide-covar", "omit-ref", "--covar-variance-standardize",  # PCs are tiny
+        out=tmp_path / "plink",
+    )  # fmt: skip
+    rows = read_tsv(Path(f"{plink}.ldl.glm.linear"))
+    ours = read_gwas_ssf(Path(f"{out}.tsv"))
+    fitted = np.array([r["BETA"] != "NA" for r in rows])
+    np.testing.assert_array_equal(~np.isnan(ours.beta), fitted)
+    for values, column in ((ours.beta, "BETA"), (ours.standard_error, "SE"), (ours.p_value, "P")):
+        theirs = np.array([float(r[column]) for r in rows if r["BETA"] != "NA"])
+        np.testing.assert_allclose(values[fitted], theirs, rtol=6e-6)
+
+
+def test_gwas_with_pcs__a_set_a_node_lacks_is_refused_by_name(
+    split_federation: SplitFederation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["gwas", "--federation", str(split_federation.federation), "--out", str(tmp_path / "x"),
+         "--passport", str(split_federation.passport_file), "--phenotype", "ldl",
+         "--covariates", "age,ancestry:1-2"]
+    )  # fmt: skip
+    assert code != 0
+    assert "no covariate set 'ancestry'" in capsys.readouterr().err
+    assert not (tmp_path / "x.tsv").exists()

@@ -30,7 +30,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "(with PLINK 2's Firth fallback; default: %(default)s)",
     )
     parser.add_argument(
-        "--covariates", default="", help="comma-separated covariate columns, e.g. age,sex"
+        "--covariates", default="",
+        help="comma-separated covariate columns, e.g. age,sex; pcs:1-10 adds principal "
+        "components 1 to 10 that genofed pca left at every node as covariate set pcs",
     )
     parser.add_argument("--out", required=True, type=Path, help="output prefix: PREFIX.tsv")
     parser.add_argument(

@@ -32,6 +32,7 @@ from genofed.coordinator.study import Round, Study, check_same_variants
 from genofed.errors import InputError
 from genofed.kernels.linreg import NullSums, solve_linear
 from genofed.kernels.qc import qc_filters
+from genofed.protocol.covariates import covariate_reference, expand_covariates
 from genofed.protocol.linreg import null_from_totals, variant_sums_from_totals
 from genofed.protocol.messages import (
     DatasetDescription,
@@ -150,14 +151,14 @@ def run_gwas(
         trust), or a node's study key is not signed by the key on its card.
     """
     started = time.monotonic()
-    covariates = list(covariates)
+    covariates = expand_covariates(covariates)
     if model not in ("linear", "logistic"):
         raise InputError(f"the model is 'linear' or 'logistic', not {model!r}")
     if test not in ("wald", "score") or (test == "score" and model != "logistic"):
         raise InputError(f"the test is 'wald', or 'score' for the logistic model, not {test!r}")
     with Study(federation, passport=passport, timeout=timeout) as study:
         described = study.describe()
-        _check_datasets(described, phenotype, covariates)
+        covariate_sets = _check_datasets(described, phenotype, covariates)
         variants = study.clients[0].variants()
         parameters = LinearGwasParameters(
             phenotype=phenotype,
@@ -240,6 +241,7 @@ def run_gwas(
         software_version=__version__,
         date=datetime.date.today(),
         analysis_description=note,
+        covariate_sets=covariate_sets,
     )
     tsv, meta = write_gwas_ssf(Path(out), table, metadata)
     seconds = time.monotonic() - started
@@ -335,15 +337,48 @@ def check_covariates(null: NullSums, names: Sequence[str]) -> None:
 
 def _check_datasets(
     described: list[DatasetDescription], phenotype: str, covariates: Sequence[str]
-) -> None:
+) -> dict[str, str]:
+    """Check every node has the columns; return each covariate set's run, the same at all."""
+    runs: dict[str, str] = {}
     for description in described:
-        missing = [n for n in [phenotype, *covariates] if n not in description.phenotypes]
+        missing = [
+            n
+            for n in [phenotype, *covariates]
+            if n not in description.phenotypes and covariate_reference(n) is None
+        ]
         if missing:
             raise InputError(
                 f"node {description.node} has no column {missing[0]!r}; its phenotype table has: "
                 + ", ".join(description.phenotypes)
             )
+        for name in covariates:
+            reference = covariate_reference(name)
+            if reference is not None:
+                runs[reference[0]] = _set_run(description, *reference, runs.get(reference[0]))
     check_same_variants(described)
+    return runs
+
+
+def _set_run(description: DatasetDescription, name: str, column: str, run: str | None) -> str:
+    """Return the run of a node's covariate set, refusing a missing one or one from another run."""
+    stored = description.covariate_sets.get(name)
+    if stored is None:
+        raise InputError(
+            f"node {description.node} has no covariate set {name!r}; run genofed pca "
+            f"--name {name} over the federation first"
+        )
+    if column not in stored.columns:
+        raise InputError(
+            f"covariate set {name!r} at node {description.node} has {len(stored.columns)} "
+            f"columns ({stored.columns[0]} to {stored.columns[-1]}); there is no {column}"
+        )
+    if run is not None and stored.run != run:
+        raise InputError(
+            f"covariate set {name!r} comes from PCA run {stored.run} at node "
+            f"{description.node} but from run {run} at another node; run genofed pca again "
+            "over the federation"
+        )
+    return stored.run
 
 
 def _solve_blocks(

@@ -201,6 +201,9 @@ class GwasMetadata:
         The date the results were produced; today by default.
     analysis_description
         Free text for the reader, written as GWAS-SSF ``author_notes``.
+    covariate_sets
+        The computed covariate sets used (e.g. ``pcs``) and the run that
+        made each (a ``genofed pca`` run id).
     """
 
     trait: str
@@ -213,6 +216,7 @@ class GwasMetadata:
     genome_assembly: str = "GRCh38"
     date: datetime.date = field(default_factory=datetime.date.today)
     analysis_description: str | None = None
+    covariate_sets: Mapping[str, str] = field(default_factory=dict)
 
 
 def write_gwas_ssf(prefix: Path, table: GwasTable, metadata: GwasMetadata) -> tuple[Path, Path]:
@@ -363,6 +367,11 @@ def _metadata_yaml(
                 "sample_size_per_node": {
                     str(node): int(size) for node, size in metadata.sample_size_per_node.items()
                 },
+                **(
+                    {"covariate_sets": {k: str(v) for k, v in metadata.covariate_sets.items()}}
+                    if metadata.covariate_sets
+                    else {}
+                ),
             },
         ),
     ]
