@@ -143,3 +143,16 @@ def test_gwas_with_pcs__a_set_a_node_lacks_is_refused_by_name(
     assert code != 0
     assert "no covariate set 'ancestry'" in capsys.readouterr().err
     assert not (tmp_path / "x.tsv").exists()
+
+
+def test_pca__prune_in_equals_plink2_indep_pairwise_on_the_pooled_files(
+    pca: Path, split_federation: SplitFederation, plink2: PlinkRunner, tmp_path: Path
+) -> None:
+    out = plink2(
+        "--bfile", split_federation.pooled, "--indep-pairwise", "50", "5", "0.2",
+        out=tmp_path / "pruned",
+    )  # fmt: skip
+    theirs = Path(f"{out}.prune.in").read_text().split()
+    ours = Path(f"{pca}.prune.in").read_text().split()
+    assert 1000 < len(ours) < 7000
+    assert ours == theirs

@@ -30,7 +30,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "(with PLINK 2's Firth fallback; default: %(default)s)",
     )
     parser.add_argument(
-        "--covariates", default="",
+        "--covariates",
+        default="",
         help="comma-separated covariate columns, e.g. age,sex; pcs:1-10 adds principal "
         "components 1 to 10 that genofed pca left at every node as covariate set pcs",
     )

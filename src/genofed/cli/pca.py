@@ -9,7 +9,7 @@ from typing import Any
 from genofed.cli._console import TerminalProgress, print_json
 from genofed.cli.gwas import read_passport
 from genofed.coordinator import read_federation
-from genofed.coordinator.pca import PcaRun, run_pca
+from genofed.coordinator.pca import LdPruning, PcaRun, run_pca
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -37,6 +37,19 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "(default: %(default)s)"
     )  # fmt: skip
     parser.add_argument("--maf", type=float, help="leave out variants with a lower MAF")
+    defaults = LdPruning()
+    parser.add_argument(
+        "--ld-window", type=int, default=defaults.window,
+        help="LD pruning window in variants, as plink2 --indep-pairwise; 0 turns pruning off "
+        "(default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ld-step", type=int, default=defaults.step, help="window step (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--ld-r2", type=float, default=defaults.r2,
+        help="prune pairs with r2 above it (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument(
         "--tolerance", type=float, default=1e-6,
         help="stop when every component's relative residual is below it (default: %(default)s)",
@@ -76,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         name=args.name,
         passport=read_passport(args.passport) if args.passport else None,
         maf=args.maf,
+        ld=LdPruning(args.ld_window, args.ld_step, args.ld_r2),
         tolerance=args.tolerance,
         max_iterations=args.max_rounds,
         seed=args.seed,
@@ -89,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     values = ", ".join(f"{v:.3f}" for v in result.result.eigenvalues)
     state = "" if result.result.converged else ", not converged"
     print(
-        f"PCA of {result.variants_used:,} variants over {sum(result.samples.values()):,} "
+        f"PCA of {result.variants_used:,} variants ({_filters(result.filtered)}) over {sum(result.samples.values()):,} "
         f"samples at {len(result.samples)} nodes in {result.seconds:.1f} s "
         f"({result.result.iterations} rounds{state})\n"
         f"eigenvalues: {values}\n"
@@ -98,3 +112,8 @@ def run(args: argparse.Namespace) -> int:
         "wrote " + ", ".join(str(p) for p in result.files.values())
     )
     return 0
+
+
+def _filters(filtered: dict[str, int]) -> str:
+    names = {"monomorphic": "monomorphic", "maf": "below --maf", "ld": "pruned for LD"}
+    return "; ".join(f"{n:,} {names.get(k, k)}" for k, n in filtered.items()) + " left out"

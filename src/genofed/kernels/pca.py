@@ -272,11 +272,13 @@ def fit_pca(
         converged = bool(worst < tolerance)
         if converged or iterations >= max_iterations or basis.shape[1] >= n_variants:
             break
+        # The next block is the new direction of the last image, taken against the whole
+        # basis before any restart: after a thick restart that keeps the best Ritz
+        # vectors, their residuals still lie in its span (as in Krylov-Schur).
+        q = _orthonormal(image, basis, rng)
         if basis.shape[1] + width > restart:  # keep the best Ritz vectors and their images
             keep = vectors[:, : min(basis.shape[1], restart - width)]
-            basis, images = basis @ keep, images @ keep
-            basis, images = _reorthonormalised(basis, images)
-        q = _orthonormal(image, basis, rng)
+            basis, images = _reorthonormalised(basis @ keep, images @ keep)
     signs = np.where(ritz[np.argmax(np.abs(ritz), axis=0), np.arange(components)] < 0, -1.0, 1.0)
     return PcaResult(
         eigenvalues=theta[:components] / n_variants,

@@ -2,13 +2,13 @@
 
 - :func:`write_gwas_ssf` / :func:`read_gwas_ssf`: the GWAS Catalog's
   summary statistics format (a TSV table and its YAML metadata).
-- :func:`manhattan_plot`, :func:`qq_plot`: PNG figures.
+- :func:`manhattan_plot`, :func:`qq_plot`, :func:`pc_plot`: PNG figures.
 - :func:`lambda_gc`, :func:`top_hits`, :func:`format_top_hits`: the numbers
   a reader looks at first.
 """
 
 from genofed.report.gwas_ssf import GwasMetadata, GwasTable, read_gwas_ssf, write_gwas_ssf
-from genofed.report.plots import manhattan_plot, qq_plot
+from genofed.report.plots import manhattan_plot, pc_plot, qq_plot
 from genofed.report.summary import format_top_hits, lambda_gc, top_hits
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "format_top_hits",
     "lambda_gc",
     "manhattan_plot",
+    "pc_plot",
     "qq_plot",
     "read_gwas_ssf",
     "top_hits",

@@ -1,4 +1,4 @@
-"""Manhattan and QQ plots as PNG files.
+"""Manhattan, QQ and principal-component plots as PNG files.
 
 Figures are drawn with matplotlib's object-oriented API on an Agg canvas, so
 no global pyplot state is touched and no display is needed. Points are
@@ -8,6 +8,7 @@ rasterized markers, which keeps a million variants to a few seconds.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy.typing as npt
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Ellipse
 from scipy import stats
 
 from genofed.errors import InputError
@@ -23,7 +25,7 @@ from genofed.report._chromosomes import genome_order
 from genofed.report.gwas_ssf import GwasTable
 from genofed.report.summary import lambda_gc
 
-__all__ = ["manhattan_plot", "qq_plot"]
+__all__ = ["manhattan_plot", "pc_plot", "qq_plot"]
 
 DPI = 150
 COLOURS = ("#1b4f72", "#7fb3d5")  # alternate chromosomes
@@ -215,3 +217,57 @@ def qq_plot(p_values: npt.ArrayLike, path: Path, *, title: str) -> Path:
     axes.set_title(title)
     axes.spines[["top", "right"]].set_visible(False)
     return _save(figure, path)
+
+
+def pc_plot(
+    summaries: Mapping[str, tuple[int, npt.ArrayLike, npt.ArrayLike]],
+    path: Path,
+    *,
+    title: str,
+    labels: tuple[str, str] = ("PC1", "PC2"),
+) -> Path:
+    """Draw each node's mean of two PCs and its 95% covariance ellipse, as a PNG.
+
+    Drawn from per-node aggregates only (the count, the 2-vector mean and
+    the 2 x 2 covariance each node released): no sample's score is needed.
+
+    Parameters
+    ----------
+    summaries
+        Node name -> ``(samples, mean, covariance)``.
+    path
+        The PNG file to write, atomically.
+    title
+        The figure title.
+    labels
+        The axes' names.
+    """
+    figure = Figure(figsize=(6.5, 5.5), layout="constrained")
+    axes = figure.add_subplot()
+    radius = math.sqrt(stats.chi2.ppf(0.95, 2))  # a bivariate normal's 95% contour
+    colours = _colours(len(summaries))
+    for (node, (n, mean, covariance)), colour in zip(summaries.items(), colours, strict=True):
+        x, y = (float(v) for v in np.asarray(mean, dtype=np.float64))
+        values, vectors = np.linalg.eigh(np.asarray(covariance, dtype=np.float64))
+        angle = math.degrees(math.atan2(vectors[1, -1], vectors[0, -1]))
+        width, height = 2 * radius * np.sqrt(np.maximum(values[::-1], 0))
+        axes.add_patch(
+            Ellipse(
+                (x, y), width, height, angle=angle, facecolor=colour, alpha=0.25, edgecolor=colour
+            )
+        )
+        axes.plot(x, y, marker="o", color=colour, linestyle="none", label=f"{node} ({n:,})")
+    axes.autoscale_view()
+    axes.set_xlabel(labels[0])
+    axes.set_ylabel(labels[1])
+    axes.set_title(title)
+    axes.legend(title="node (samples)", fontsize="small", frameon=False)
+    axes.spines[["top", "right"]].set_visible(False)
+    return _save(figure, path)
+
+
+def _colours(n: int) -> list[str]:
+    """``n`` distinct colours from matplotlib's default cycle (repeating after ten)."""
+    cycle = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+             "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
+    return [cycle[i % len(cycle)] for i in range(n)]

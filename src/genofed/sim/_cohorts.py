@@ -89,6 +89,11 @@ class SimulationResult:
     countries: tuple[CountrySummary, ...]
     fst: dict[tuple[str, str], float]
 
+    def causal_ids(self, trait: str) -> set[str]:
+        """Return the IDs of the variants planted as causal for ``trait`` (``truth.tsv``)."""
+        rows = (line.split("\t") for line in (self.out / "truth.tsv").read_text().splitlines()[1:])
+        return {row[1] for row in rows if row[0] == trait}
+
 
 def simulate_cohorts(
     out: str | os.PathLike[str],

@@ -6,6 +6,11 @@ Parts, all asked for with arrays and answered once each:
   variant list) and their federation-wide standardisation (``mean`` =
   ``2p``, ``scale`` = ``1 / sqrt(2p(1 - p))``). The node decodes them for
   all its samples and keeps them for the job. Answer: nothing.
+* ``ld/<i>``: LD-pruning sums (:func:`genofed.kernels.ld.local_ld_sums`)
+  of the kept variants ``rows`` = ``[start, stop)`` with every variant less
+  than ``window`` after each, masked. The coordinator adds them and prunes.
+* ``keep``: the variants (indices into those of ``variants``) the PCA keeps
+  after pruning. Answer: nothing.
 * ``product/<j>``: ``X_k'(X_k Q)`` for the coordinator's ``(M, L)`` block
   ``basis`` (:func:`genofed.kernels.pca.local_gram_product`), masked.
 * ``scores``: the ``loadings`` ``(M, k)`` and ``theta`` ``(k,)`` the
@@ -21,11 +26,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import fields
 
 import numpy as np
 import numpy.typing as npt
 
 from genofed.errors import ProtocolError
+from genofed.kernels.ld import local_ld_sums
 from genofed.kernels.pca import local_gram_product, local_scores
 from genofed.node.computations.base import Arrays, Task, UnknownPart
 from genofed.node.covariate_sets import pca_info
@@ -36,6 +43,7 @@ from genofed.protocol.messages import PcaParameters
 __all__ = ["PcaTask"]
 
 FloatArray = npt.NDArray[np.float64]
+MAX_LD_WINDOW = 10_000  # variants; a window's sums take 96 bytes per pair, masked
 
 
 def _floats(
@@ -74,6 +82,10 @@ class PcaTask(Task):
             if self._genotypes is None:
                 raise ProtocolError(f"{part} needs the variants first (and is asked once)")
             m = len(self._genotypes)
+            if part.startswith("ld/") and part.removeprefix("ld/").isdigit():
+                return self._ld_sums(part, request)
+            if part == "keep":
+                return self._keep(part, request)
             if part.startswith("product/") and part.removeprefix("product/").isdigit():
                 if set(request) != {"basis"} or request["basis"].ndim != 2:
                     raise ProtocolError(f"{part} is asked for with one (variants x L) 'basis'")
@@ -95,6 +107,43 @@ class PcaTask(Task):
             raise ProtocolError(f"{part}: every 'scale' must be positive")
         self._variants, self._mean, self._scale = variants, mean, scale
         self._genotypes = self.dataset.decoded_variants(variants)
+        return {}
+
+    def _ld_sums(self, part: str, request: Mapping[str, npt.NDArray[np.generic]]) -> Arrays:
+        assert self._genotypes is not None
+        rows, window = request.get("rows"), request.get("window")
+        m = len(self._genotypes)
+        if (
+            set(request) != {"rows", "window"}
+            or rows is None
+            or window is None
+            or rows.shape != (2,)
+            or window.shape != (1,)
+            or rows.dtype.kind not in "iu"
+            or window.dtype.kind not in "iu"
+            or not 0 <= int(rows[0]) < int(rows[1]) <= m
+            or not 1 <= int(window[0]) <= MAX_LD_WINDOW
+        ):
+            raise ProtocolError(
+                f"{part} is asked for with 'rows' [start, stop) within {m} variants and a "
+                f"'window' of 1 to {MAX_LD_WINDOW} variants"
+            )
+        start, stop, lags = int(rows[0]), int(rows[1]), int(window[0]) - 1
+        block = self._genotypes[start : min(m, stop + lags)]
+        sums = local_ld_sums(block, window=lags + 1, n_first=stop - start)
+        return {f.name: getattr(sums, f.name) for f in fields(sums)}
+
+    def _keep(self, part: str, request: Mapping[str, npt.NDArray[np.generic]]) -> Arrays:
+        assert self._genotypes is not None
+        if set(request) != {"variants"}:
+            raise ProtocolError(f"{part} is asked for with one array 'variants'")
+        kept = block_rows(request["variants"], width=len(self._genotypes), what=part)
+        self._genotypes = np.ascontiguousarray(self._genotypes[kept])
+        self._variants, self._mean, self._scale = (
+            self._variants[kept],
+            self._mean[kept],
+            self._scale[kept],
+        )
         return {}
 
     def _store_scores(self, part: str, request: Mapping[str, npt.NDArray[np.generic]]) -> Arrays:
