@@ -11,10 +11,12 @@ import pytest
 from genofed.cli import main
 from genofed.report import read_gwas_ssf
 
-SMALL = ["--samples-per-country", "150", "--variants", "2000", "--countries", "CZ,EE,PT"]
+# 400 per country: a node's min_difference rule needs the PCA's all-sample cohort and the
+# GWAS cohort (3% without the phenotype: 12 samples) to differ by at least 10 samples.
+SMALL = ["--samples-per-country", "400", "--variants", "2000", "--countries", "CZ,EE,PT"]
 
 
-def test_cli_demo__runs_the_federated_gwas_end_to_end(
+def test_cli_demo__runs_the_pca_and_the_federated_gwas_end_to_end(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "demo"
@@ -22,20 +24,35 @@ def test_cli_demo__runs_the_federated_gwas_end_to_end(
     record = json.loads(capsys.readouterr().out)
     gwas = record["gwas"]
     assert set(gwas["samples_per_node"]) == {"CZ", "EE", "PT"}
-    assert 400 < sum(gwas["samples_per_node"].values()) <= 450
+    assert 1100 < sum(gwas["samples_per_node"].values()) <= 1200
     assert 0.5 < gwas["lambda_gc"] < 3
     table = read_gwas_ssf(out / "results" / "ldl.tsv")
     assert len(table) == 2000
     assert np.nanmin(table.p_value) == pytest.approx(gwas["top_hits"][0]["p_value"])
+    pca = record["pca"]
+    assert len(pca["eigenvalues"]) == 10
+    assert pca["eigenvalues"] == sorted(pca["eigenvalues"], reverse=True)
+    assert 0 < pca["variants_used"] < 2000
+    assert pca["filtered"]["ld"] > 0
+    with_pcs = record["gwas_with_pcs"]
+    assert record["lambda_gc"] == {
+        "without_pcs": gwas["lambda_gc"],
+        "with_pcs": with_pcs["lambda_gc"],
+    }
+    meta = (out / "results" / "ldl.pcs.tsv-meta.yaml").read_text()
+    assert f'pcs: "{pca["run"]}"' in meta
+    for code in ("CZ", "EE", "PT"):  # every node keeps its own scores, from this run
+        stored = json.loads((out / "nodes" / code / "covariate-sets" / "pcs.json").read_text())
+        assert stored["run"] == pca["run"]
     disease = record["disease_gwas"]
     assert (disease["model"], disease["trait"]) == ("logistic", "t2d")
     assert set(disease["samples_per_node"]) == {"CZ", "EE", "PT"}
-    t2d = read_gwas_ssf(out / "results" / "t2d.tsv")
+    t2d = read_gwas_ssf(out / "results" / "t2d.pcs.tsv")
     assert t2d.effect == "odds_ratio"
     assert len(t2d) == 2000
-    header = (out / "results" / "t2d.tsv").read_text().split("\n", 1)[0].split("\t")
+    header = (out / "results" / "t2d.pcs.tsv").read_text().split("\n", 1)[0].split("\t")
     assert header[-4:] == ["n_cases", "n_controls", "firth", "errcode"]
-    assert len(record["plots"]) == 4
+    assert len(record["plots"]) == 7  # the PC picture, and Manhattan and QQ of three GWAS
     for plot in record["plots"]:
         assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for code in ("CZ", "EE", "PT"):

@@ -67,7 +67,12 @@ def test_node__describes_its_dataset_by_counts_and_names_only(client: TestClient
     assert description["genotyped_samples"] == description["phenotyped_samples"] == 400
     assert description["variants"] == 8000
     assert description["phenotypes"] == ["ldl", "t2d", "age", "sex"]
-    assert all(isinstance(v, int | str) for k, v in description.items() if k != "phenotypes")
+    assert description["covariate_sets"] == {}  # none computed yet
+    assert all(
+        isinstance(v, int | str)
+        for k, v in description.items()
+        if k not in ("phenotypes", "covariate_sets")
+    )
 
 
 def test_node__offers_only_the_catalogue(client: TestClient) -> None:
@@ -80,6 +85,7 @@ def test_node__offers_only_the_catalogue(client: TestClient) -> None:
         "linear-gwas",
         "logistic-gwas",
         "variant-qc",
+        "pca",
     ]
     study = "0" * 32
     key = {"node": "EE", "study_id": study, "public_key": "AAAA", "signature": "AAAA"}

@@ -34,6 +34,7 @@ from genofed.node.setup import init_node, trust_peers
 from genofed.report import manhattan_plot, pc_plot, qq_plot
 
 PCS = 10  # principal components the demo computes and adjusts for
+PCA_MAF = 0.01  # variants rarer than this say little about ancestry
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     with LocalNodes(configs):
         _say(f"4/5 federated PCA ({PCS} components; scores stay at the nodes) ...")
         pca = run_pca(
-            federation, out=results / "pcs", components=PCS, passport=passport, maf=0.05,
+            federation, out=results / "pcs", components=PCS, passport=passport, maf=PCA_MAF,
             progress=TerminalProgress(),
         )  # fmt: skip
         for step, (trait, model, covariates) in enumerate(gwas_runs, 1):
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     plots = [
         pc_plot(
             summaries, results / "pcs.png",
-            title="PC1 and PC2 per country: mean and 95% ellipse (node aggregates only)",
+            title="PC1 and PC2 by country (node aggregates only)",
         )
     ]  # fmt: skip
     for study, (trait, _, covariates) in zip(studies, gwas_runs, strict=True):
@@ -154,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
     print()
     eigenvalues = ", ".join(f"{v:.2f}" for v in pca.result.eigenvalues)
     print(
-        f"PCA: {pca.variants_used:,} variants (MAF >= 0.05), {pca.result.iterations} rounds; "
+        f"PCA: {pca.variants_used:,} variants (MAF >= {PCA_MAF}, pruned for LD), "
+        f"{pca.result.iterations} rounds; "
         f"eigenvalues {eigenvalues}\n"
         f"every node keeps its samples' scores as covariate set {pca.name!r}; "
         f"the picture {plots[0]} shows per-country means and ellipses only"

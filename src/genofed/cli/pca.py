@@ -103,8 +103,9 @@ def run(args: argparse.Namespace) -> int:
     values = ", ".join(f"{v:.3f}" for v in result.result.eigenvalues)
     state = "" if result.result.converged else ", not converged"
     print(
-        f"PCA of {result.variants_used:,} variants ({_filters(result.filtered)}) over {sum(result.samples.values()):,} "
-        f"samples at {len(result.samples)} nodes in {result.seconds:.1f} s "
+        f"PCA of {result.variants_used:,} variants ({_filters(result.filtered)}) over "
+        f"{sum(result.samples.values()):,} samples at {len(result.samples)} nodes "
+        f"in {result.seconds:.1f} s "
         f"({result.result.iterations} rounds{state})\n"
         f"eigenvalues: {values}\n"
         f"every node stored its samples' scores as covariate set {result.name!r} (run "

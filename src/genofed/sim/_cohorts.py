@@ -290,6 +290,10 @@ def _phenotypes(
         "age": age,
     }
     draws = rng.random(len(age))  # one per sample: missing values are nested
+    # As quantiles within each country, so that every country misses the same share.
+    for group in np.unique(groups):
+        members = np.flatnonzero(groups == group)
+        draws[members] = (np.argsort(np.argsort(draws[members])) + 0.5) / len(members)
     for name, rate in t.missing_rates:
         columns[name] = set_missing(draws, columns[name], rate)
     columns["sex"] = covariates.sex.astype(np.float64)
