@@ -156,3 +156,27 @@ def test_pca__prune_in_equals_plink2_indep_pairwise_on_the_pooled_files(
     ours = Path(f"{pca}.prune.in").read_text().split()
     assert 1000 < len(ours) < 7000
     assert ours == theirs
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--ld-r2", "1.5"], "--ld-r2 1.5: give a threshold from 0 up to (not including) 1"),
+        (["--ld-window", "50", "--ld-step", "60"], "--ld-step 60: give 1 to the window (50)"),
+        (["--components", "0"], "--components 0: give 1 to 100"),
+    ],
+)
+def test_pca__bad_options_are_refused_before_any_node_is_asked(
+    split_federation: SplitFederation,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    option: list[str],
+    message: str,
+) -> None:
+    code = main(
+        ["pca", "--federation", str(split_federation.federation), "--out", str(tmp_path / "p"),
+         "--passport", str(split_federation.passport_file), *option]
+    )  # fmt: skip
+    assert code != 0
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

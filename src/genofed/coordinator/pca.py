@@ -27,7 +27,7 @@ from genofed.coordinator.study import Round, Study, check_same_variants
 from genofed.errors import InputError, ProtocolError
 from genofed.kernels.ld import LdSums, concatenate_ld_sums, prune
 from genofed.kernels.pca import PcaResult, fit_pca, standardization
-from genofed.protocol.messages import PcaJob, PcaParameters, VariantQcParameters
+from genofed.protocol.messages import MAX_LD_WINDOW, PcaJob, PcaParameters, VariantQcParameters
 from genofed.report._atomic import staged_files
 
 __all__ = ["LdPruning", "NodeSummary", "PcaRun", "run_pca"]
@@ -35,6 +35,7 @@ __all__ = ["LdPruning", "NodeSummary", "PcaRun", "run_pca"]
 logger = logging.getLogger(__name__)
 
 QC_BLOCK = 32_768  # variants per block of genotype counts
+MAX_COMPONENTS = 100  # as the pca job's parameters allow
 LD_PART_BYTES = 1 << 26  # masked LD sums per round trip and node (96 bytes per pair)
 
 
@@ -50,6 +51,19 @@ class LdPruning:
     window: int = 50
     step: int = 5
     r2: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.window == 0:
+            return
+        if not 2 <= self.window <= MAX_LD_WINDOW:
+            raise InputError(
+                f"--ld-window {self.window}: give 2 to {MAX_LD_WINDOW} variants, "
+                "or 0 for no pruning"
+            )
+        if not 1 <= self.step <= self.window:
+            raise InputError(f"--ld-step {self.step}: give 1 to the window ({self.window})")
+        if not 0 <= self.r2 < 1:
+            raise InputError(f"--ld-r2 {self.r2}: give a threshold from 0 up to (not including) 1")
 
 
 @dataclass(frozen=True)
@@ -129,6 +143,10 @@ def run_pca(
     started = time.monotonic()
     out = Path(out)
     ld = LdPruning() if ld is None else ld
+    if not 1 <= components <= MAX_COMPONENTS:
+        raise InputError(f"--components {components}: give 1 to {MAX_COMPONENTS}")
+    if maf is not None and not 0 <= maf <= 0.5:
+        raise InputError(f"--maf {maf}: give a minor allele frequency from 0 to 0.5")
     with Study(federation, passport=passport, timeout=timeout) as study:
         check_same_variants(study.describe())
         variants = study.clients[0].variants()

@@ -25,6 +25,7 @@ __all__ = [
     "API_PREFIX",
     "CATALOGUE",
     "FAMILIES",
+    "MAX_LD_WINDOW",
     "Computation",
     "CovariateSetInfo",
     "DatasetDescription",
@@ -46,6 +47,7 @@ __all__ = [
 ]
 
 API_PREFIX = "/api/v1"
+MAX_LD_WINDOW = 10_000  # variants in a pca job's LD-pruning window (96 bytes per pair, masked)
 
 # Error families a node names in its error bodies, so the coordinator raises the same one.
 FAMILIES: tuple[type[GenofedError], ...] = (

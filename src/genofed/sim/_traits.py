@@ -34,12 +34,12 @@ class TraitModel:
     Missing values are nested, as when a sample was never phenotyped: each
     sample draws one uniform number, turned into its quantile within its
     country, and misses every column whose rate in ``missing_rates`` exceeds
-    it, so that a country of ``n`` misses ``rate * n`` values (rounded). With equal rates for ``ldl`` and ``t2d``, a
-    GWAS of either on ``age`` and ``sex`` has the same cohort, and a PCA over
-    every genotyped sample differs from it by 3% of the samples (30 in a
-    country of 1,000, 12 in one of 400): a node's ``min_difference`` rule lets a researcher
-    run all three only because those cohorts are equal or differ by more
-    than a few samples.
+    it, so that a country of ``n`` misses ``rate * n`` values (rounded).
+    With equal rates for ``ldl`` and ``t2d``, a GWAS of either on ``age`` and
+    ``sex`` has the same cohort, and a PCA over every genotyped sample
+    differs from it by 3% of the samples (30 in a country of 1,000, 12 in one
+    of 400): a node's ``min_difference`` rule lets a researcher run all three
+    only because those cohorts are equal or differ by more than a few samples.
     """
 
     ldl_heritability: float = 0.3

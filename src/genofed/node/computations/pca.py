@@ -38,12 +38,11 @@ from genofed.node.computations.base import Arrays, Task, UnknownPart
 from genofed.node.covariate_sets import pca_info
 from genofed.node.dataset import NodeDataset
 from genofed.protocol.codec import block_rows
-from genofed.protocol.messages import PcaParameters
+from genofed.protocol.messages import MAX_LD_WINDOW, PcaParameters
 
 __all__ = ["PcaTask"]
 
 FloatArray = npt.NDArray[np.float64]
-MAX_LD_WINDOW = 10_000  # variants; a window's sums take 96 bytes per pair, masked
 
 
 def _floats(
