@@ -11,6 +11,7 @@ which later studies use by name (``--covariates pcs:1-10``).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -258,7 +259,7 @@ def _pca_rounds(
     seed: int,
     progress: ProgressCallback | None,
 ) -> tuple[PcaResult, dict[str, NodeSummary]]:
-    counter = iter(range(1 << 30))
+    counter = itertools.count()
 
     def multiply(basis: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         return round.ask(f"product/{next(counter)}", {"basis": basis})["product"]
