@@ -180,6 +180,11 @@ def run_pca(
             kept = np.arange(len(chosen))
             if ld.window > 0:
                 kept = np.flatnonzero(_ld_prune(round, chromosomes, ld, progress))
+                if len(kept) < max(components, 2):
+                    raise InputError(
+                        f"LD pruning kept {len(kept)} of {len(chosen)} variants, too few for "
+                        f"{components} components; raise --ld-r2 or use more variants"
+                    )
                 round.ask("keep", {"variants": kept.astype(np.int64)})
             result, summaries = _pca_rounds(
                 round, parameters, len(kept),
@@ -192,9 +197,9 @@ def run_pca(
             filtered["ld"] = len(chosen) - len(kept)
         chosen = chosen[kept]
         samples = {s: summaries[s].n for s in summaries}
-    if result.loadings.shape[0] < components:
-        raise InputError(f"LD pruning left {len(chosen)} variants, too few for {components} PCs")
-    files = _write_outputs(out, variants, chosen, qc.alt_frequency[chosen], result)
+    targets = {
+        kind: Path(f"{out}.{kind}") for kind in ("eigenval", "eigenvec.var", "prune.in", "pca.json")
+    }
     run = PcaRun(
         run=study.study_id,
         name=name,
@@ -203,11 +208,10 @@ def run_pca(
         filtered=filtered,
         samples=samples,
         summaries=summaries,
-        files=files,
+        files=targets,
         seconds=time.monotonic() - started,
     )
-    _write_summary(out.with_suffix(".pca.json"), run)
-    run.files["summary"] = out.with_suffix(".pca.json")
+    _write_outputs(targets, variants, chosen, qc.alt_frequency[chosen], run)
     return run
 
 
@@ -301,24 +305,22 @@ def _check_unit_scores(totals: dict[str, npt.NDArray[np.float64]], k: int) -> No
 
 
 def _write_outputs(
-    out: Path,
+    targets: dict[str, Path],
     variants: dict[str, npt.NDArray[np.generic]],
     chosen: npt.NDArray[np.intp],
     alt_frequency: npt.NDArray[np.float64],
-    result: PcaResult,
-) -> dict[str, Path]:
-    """Write PLINK 2's ``.eigenval`` and ``.eigenvec.var``, and ``.prune.in``."""
-    targets = {
-        "eigenval": Path(f"{out}.eigenval"),
-        "eigenvec.var": Path(f"{out}.eigenvec.var"),
-        "prune.in": Path(f"{out}.prune.in"),
-    }
+    run: PcaRun,
+) -> None:
+    """Write PLINK 2's ``.eigenval`` and ``.eigenvec.var``, ``.prune.in`` and ``.pca.json``.
+
+    The four files appear together or not at all.
+    """
     ids = variants["variant_id"][chosen].astype(str)
-    with staged_files(*targets.values()) as (eigenval, weights, prune_in):
-        eigenval.write_text("".join(f"{v:.6g}\n" for v in result.eigenvalues))
+    with staged_files(*targets.values()) as (eigenval, weights, prune_in, summary):
+        eigenval.write_text("".join(f"{v:.6g}\n" for v in run.result.eigenvalues))
         prune_in.write_text("".join(f"{v}\n" for v in ids))
-        weights.write_text(_eigenvec_var(variants, chosen, alt_frequency, result))
-    return targets
+        weights.write_text(_eigenvec_var(variants, chosen, alt_frequency, run.result))
+        summary.write_text(json.dumps(_summary(run), indent=2) + "\n")
 
 
 def _eigenvec_var(
@@ -341,9 +343,9 @@ def _eigenvec_var(
     return "\n".join(lines) + "\n"
 
 
-def _write_summary(path: Path, run: PcaRun) -> None:
-    """Write what the run did, for the record and for ``genofed gwas`` users."""
-    summary = {
+def _summary(run: PcaRun) -> dict[str, object]:
+    """Return what the run did, for the record and for ``genofed gwas`` users."""
+    return {
         "run": run.run,
         "covariate_set": run.name,
         "components": len(run.result.eigenvalues),
@@ -359,5 +361,3 @@ def _write_summary(path: Path, run: PcaRun) -> None:
             for node, s in run.summaries.items()
         },
     }
-    with staged_files(path) as (staged,):
-        staged.write_text(json.dumps(summary, indent=2) + "\n")

@@ -278,12 +278,13 @@ CATALOGUE = (
         version=1,
         description=(
             "Principal components of the standardised genotypes of the variants asked for: "
-            "per round, X'(X Q) for the coordinator's block Q, masked for secure aggregation; "
+            "LD-pruning sums over pairs of them (samples called at both, genotype sums and "
+            "products), then per round X'(X Q) for the coordinator's block Q, all masked; "
             "then each node stores its own samples' scores as a covariate set (never sent) "
             "and returns only their sums, and the mean and covariance of two components "
             "over its samples, for a picture."
         ),
-        results=["variants", "product/{number}", "scores", "summary"],
+        results=["variants", "ld/{index}", "keep", "product/{number}", "scores", "summary"],
     ),
 )
 
