@@ -137,12 +137,6 @@ class NodeDataset:
         set_name, column = reference
         return self.covariate_sets.read(set_name, len(self.iids)).column(column)
 
-    def covariate_runs(self, covariates: Sequence[str]) -> dict[str, str]:
-        """Return the run each covariate set named in ``covariates`` comes from."""
-        names = {ref[0] for c in covariates if (ref := covariate_reference(c)) is not None}
-        described = self.covariate_sets.describe()
-        return {name: described[name].run for name in sorted(names) if name in described}
-
     def binary_inputs(self, phenotype: str, covariates: Sequence[str]) -> LinearInputs:
         """As :meth:`linear_inputs`, for a case/control phenotype coded 1 (case) and 0.
 
