@@ -18,8 +18,8 @@ from genofed.coordinator import Federation, create_federation, read_federation, 
 from genofed.errors import InputError, NodeError
 from genofed.io import read_phenotype_table, write_phenotype_table
 from genofed.node.local import LocalNodes, free_port
-from genofed.node.settings import read_card
 from genofed.node.setup import init_node, trust_peers
+from genofed.protocol.cards import read_card
 from tests.conftest import passport_for
 from tests.e2e.conftest import SplitFederation
 from tests.e2e.test_gwas import run_gwas

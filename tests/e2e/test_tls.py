@@ -13,8 +13,8 @@ from genofed.coordinator import read_federation
 from genofed.coordinator.client import NodeClient
 from genofed.errors import InputError, NodeError
 from genofed.node.local import LocalNodes, free_port
-from genofed.node.settings import read_card
 from genofed.node.setup import init_node
+from genofed.protocol.cards import read_card
 from tests.conftest import passport_for
 from tests.e2e.conftest import SplitFederation
 

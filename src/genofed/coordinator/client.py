@@ -14,8 +14,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ValidationError
 
 from genofed.errors import AuthError, DisclosureError, InputError, NodeError, ProtocolError
-from genofed.node.settings import PublicCard
-from genofed.node.tls import is_loopback
+from genofed.protocol.cards import PublicCard
 from genofed.protocol.codec import ARRAY_MEDIA_TYPE, decode_arrays, encode_arrays
 from genofed.protocol.messages import (
     API_PREFIX,
@@ -29,7 +28,7 @@ from genofed.protocol.messages import (
     StudyKeyRequest,
     VariantQcJob,
 )
-from genofed.protocol.tls import pinned_context
+from genofed.protocol.tls import is_loopback, pinned_context
 
 __all__ = ["NodeClient"]
 

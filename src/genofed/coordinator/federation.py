@@ -8,7 +8,7 @@ from pathlib import Path
 
 from genofed._toml import read_toml, write_toml
 from genofed.errors import InputError
-from genofed.node.settings import PublicCard, read_card
+from genofed.protocol.cards import PublicCard, read_card
 
 __all__ = ["Federation", "create_federation", "read_federation"]
 

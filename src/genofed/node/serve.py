@@ -11,7 +11,7 @@ import uvicorn
 from genofed.errors import InputError
 from genofed.node.app import create_app
 from genofed.node.settings import load_settings
-from genofed.node.tls import is_loopback
+from genofed.protocol.tls import is_loopback
 
 __all__ = ["serve"]
 

@@ -1,19 +1,17 @@
-"""A node's configuration (``node.toml``) and public card (``public.toml``)."""
+"""A node's configuration (``node.toml``); its public card is :mod:`genofed.protocol.cards`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from genofed._toml import read_toml
-from genofed.errors import InputError
 from genofed.node.disclosure import DisclosureSection
+from genofed.protocol.cards import NodeName, validated
 
-__all__ = ["AggregationSection", "NodeSettings", "PublicCard", "load_settings", "read_card"]
-
-Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+__all__ = ["AggregationSection", "NodeSettings", "load_settings"]
 
 
 class _Section(BaseModel):
@@ -23,7 +21,7 @@ class _Section(BaseModel):
 class NodeSection(_Section):
     """``[node]``: who this node is, and where it keeps its state (default: beside node.toml)."""
 
-    name: Name
+    name: NodeName
     dataset_id: Annotated[str, Field(min_length=1, max_length=256)]
     state_dir: Path | None = None
     identity_key: Path | None = None  # Ed25519 key that signs this node's per-study keys
@@ -122,26 +120,6 @@ class NodeSettings(_Section):
         return self
 
 
-class PublicCard(_Section):
-    """``public.toml``: what a node hands to researchers."""
-
-    name: Name
-    url: str
-    dataset_id: str
-    certificate: str | None = None  # PEM; the only certificate a coordinator accepts
-    identity_key: str | None = None  # base64 Ed25519 public key, for secure aggregation
-
-
-def _validated(model: type[Any], document: dict[str, Any], path: Path) -> Any:
-    try:
-        return model.model_validate(document)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in exc.errors()
-        )
-        raise InputError(f"{path}: {problems}") from None
-
-
 def load_settings(path: Path) -> NodeSettings:
     """Read ``node.toml``; relative data paths are taken from the file's directory.
 
@@ -177,11 +155,5 @@ def load_settings(path: Path) -> NodeSettings:
             str((path.parent / p).resolve()) if isinstance(p, str) else p
             for p in access["trusted_issuers"]
         ]
-    settings: NodeSettings = _validated(NodeSettings, document, path)
+    settings: NodeSettings = validated(NodeSettings, document, path)
     return settings
-
-
-def read_card(path: Path) -> PublicCard:
-    """Read a node's ``public.toml``."""
-    card: PublicCard = _validated(PublicCard, read_toml(path), Path(path))
-    return card

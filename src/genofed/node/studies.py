@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genofed.errors import InputError, ProtocolError
-from genofed.node.settings import AggregationSection, NodeSettings, read_card
+from genofed.node.settings import AggregationSection, NodeSettings
 from genofed.protocol.aggregation import MaskedRound, signed_key_message, signed_study_key
+from genofed.protocol.cards import read_card
 from genofed.protocol.masking import (
     IdentityKey,
     StudyKey,

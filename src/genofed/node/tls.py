@@ -16,19 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-__all__ = ["CERTIFICATE_DAYS", "create_certificate", "is_loopback"]
+__all__ = ["CERTIFICATE_DAYS", "create_certificate"]
 
 CERTIFICATE_DAYS = 825
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine only (127.0.0.0/8, ::1 or localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _subject_names(hosts: list[str]) -> list[x509.GeneralName]:

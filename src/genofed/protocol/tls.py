@@ -1,8 +1,9 @@
-"""Certificate pinning: a client trusts exactly the certificate on a node's card."""
+"""Certificate pinning (a client trusts exactly the certificate on a node's card) and loopback."""
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import ssl
 
 from cryptography import x509
@@ -10,7 +11,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from genofed.errors import InputError
 
-__all__ = ["certificate_fingerprint", "pinned_context"]
+__all__ = ["certificate_fingerprint", "is_loopback", "pinned_context"]
 
 
 def pinned_context(certificate_pem: str) -> ssl.SSLContext:
@@ -29,3 +30,13 @@ def certificate_fingerprint(certificate_pem: str) -> str:
     certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
     digest = hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest().upper()
     return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (127.0.0.0/8, ::1 or localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
