@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from functools import reduce
 from operator import add
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -22,7 +22,10 @@ from genofed.kernels.logistic import (
     FirthMode,
     LogisticBlock,
     LogisticDesign,
+    LogisticFit,
     LogisticResult,
+    NullLogisticFitter,
+    NullLogisticSums,
     RoundRequest,
     RoundSums,
     covariates_separate,
@@ -558,6 +561,164 @@ def test_variants_to_refine__refit_exactly_as_in_the_full_fit(
     np.testing.assert_allclose(exact.p_value, pooled_fit.p_value[refine], rtol=1e-10)
     wald = pooled_fit.p_value < 1e-6
     assert np.isin(np.flatnonzero(wald), refine).all()  # strong Wald signals pass the screen
+
+
+# --- Step by step: each solver as an object driven one round trip at a time -----------------
+
+
+def assert_identical(ours: Any, theirs: Any, path: str = "") -> None:
+    """Two dataclasses (or values) equal to the last bit, field by field, NaN where NaN."""
+    if is_dataclass(ours):
+        assert type(ours) is type(theirs), path
+        for f in fields(ours):
+            assert_identical(getattr(ours, f.name), getattr(theirs, f.name), f"{path}.{f.name}")
+        return
+    a, b = np.asarray(ours), np.asarray(theirs)
+    assert (a.dtype, a.shape) == (b.dtype, b.shape), path
+    assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), path
+    assert a.tobytes() == b.tobytes(), path  # also tells -0.0 from 0.0
+
+
+T = TypeVar("T")
+S = TypeVar("S")
+
+
+def recording(evaluate: Callable[[T], S]) -> tuple[Callable[[T], S], list[tuple[T, S]]]:
+    """The same round trip, keeping every request and its answer."""
+    rounds: list[tuple[T, S]] = []
+
+    def record(request: T) -> S:
+        sums = evaluate(request)
+        rounds.append((request, sums))
+        return sums
+
+    return record, rounds
+
+
+@pytest.mark.parametrize(
+    ("trait", "firth", "final_information"),
+    [("rare", "fallback", False), ("rare", "never", True), ("t2d", "always", False),
+     ("t2d", "fallback", True)],
+)  # fmt: skip
+def test_logistic_fit__replayed_round_by_round_gives_fit_logistic_bit_for_bit(
+    synthetic: Synthetic, trait: str, firth: FirthMode, final_information: bool
+) -> None:
+    samples = read_samples(
+        synthetic.phenotypes, synthetic.genotypes.with_suffix(".bed"), trait, AGE_SEX
+    )
+    m, k = samples.n_variants, samples.k
+    evaluate, rounds = recording(samples.evaluate(cuts=[700, 1500]))
+    expected = fit_logistic(evaluate, m, k, firth=firth, final_information=final_information)
+    fit = LogisticFit(m, k, firth=firth, final_information=final_information)
+    for t, (request, sums) in enumerate(rounds):
+        assert fit.rounds == t
+        ours = fit.request()
+        assert ours is fit.request()  # asking again gives the same request
+        assert_identical(ours, request, f"round {t}")
+        fit.advance(sums)
+    assert fit.request() is None
+    assert fit.rounds == len(rounds) == expected.rounds.max()
+    assert_identical(fit.result(), expected)
+    fallback = SYNTHETIC.index("separated_with_age")  # logistic regression fails, then Firth
+    straight = SYNTHETIC.index("alt_in_cases_only")  # no ALT among controls: Firth at once
+    if firth == "fallback" and trait == "rare":
+        assert expected.firth[fallback]
+        assert expected.firth[straight]
+        assert expected.firth.sum() > 10
+    if firth == "never":
+        assert not expected.firth.any()
+        assert expected.error[straight] == "SEPARATION"
+    if firth == "always":
+        assert expected.firth[expected.error == "."].all()
+
+
+def test_logistic_fit__a_chosen_subset_replayed_gives_the_same_bits(pooled: Samples) -> None:
+    chosen = np.arange(pooled.n_variants)[::-97][:60]  # descending columns
+    evaluate, rounds = recording(pooled.evaluate())
+    expected = fit_logistic(evaluate, pooled.n_variants, pooled.k, variants=chosen)
+    fit = LogisticFit(pooled.n_variants, pooled.k, variants=chosen)
+    while (request := fit.request()) is not None:
+        recorded_request, sums = rounds[fit.rounds]
+        assert_identical(request, recorded_request)
+        fit.advance(sums)
+    assert_identical(fit.result(), expected)
+    assert expected.firth.any()
+
+
+def test_logistic_fit__refuses_sums_that_do_not_answer_its_request(pooled: Samples) -> None:
+    evaluate = pooled.evaluate()
+    fit = LogisticFit(pooled.n_variants, pooled.k, variants=np.arange(40))
+    with pytest.raises(InputError, match="still being fitted after 0 round trips"):
+        fit.result()
+    first = fit.request()
+    assert first is not None
+    half = RoundRequest(
+        first.variants[:20],
+        first.coefficients[:20],
+        first.with_loglik[:20],
+        first.firth_variants,
+        first.firth_coefficients,
+        first.inverse_information,
+    )
+    with pytest.raises(InputError, match=r"round trip 1 .* 40 variants .* score has shape"):
+        fit.advance(evaluate(half))
+    assert fit.rounds == 0
+    assert fit.request() is first  # unchanged: the refused sums left no trace
+    while (request := fit.request()) is not None:
+        fit.advance(evaluate(request))
+    assert_identical(fit.result(), fit_logistic(evaluate, pooled.n_variants, pooled.k,
+                                                variants=np.arange(40)))  # fmt: skip
+    with pytest.raises(InputError, match="no request to answer"):
+        fit.advance(evaluate(first))
+
+
+def test_logistic_fit__of_no_variants_asks_nothing() -> None:
+    fit = LogisticFit(10, 3, variants=np.array([], dtype=np.int64))
+    assert fit.request() is None
+    assert len(fit.result().beta) == 0
+
+
+@pytest.mark.parametrize(("tolerance", "max_iterations"), [(1e-10, 50), (1e-3, 2), (1e-10, 0)])
+def test_null_logistic_fitter__replayed_gives_fit_null_logistic_bit_for_bit(
+    pooled: Samples, tolerance: float, max_iterations: int
+) -> None:
+    designs = [pooled.node(rows)[0] for rows in np.split(np.arange(len(pooled.phenotype)), [900])]
+    evaluate, rounds = recording(
+        lambda coef: reduce(add, (local_null_logistic_sums(d, coef) for d in designs))
+    )
+    expected = fit_null_logistic(
+        evaluate, pooled.k, tolerance=tolerance, max_iterations=max_iterations
+    )
+    fitter = NullLogisticFitter(pooled.k, tolerance=tolerance, max_iterations=max_iterations)
+    with pytest.raises(InputError, match="needs more round trips after 0"):
+        fitter.result()
+    for coefficients, sums in rounds:
+        assert_identical(fitter.request(), coefficients)
+        fitter.advance(sums)
+    assert fitter.request() is None
+    assert fitter.rounds == len(rounds) == expected.iterations + 1
+    assert_identical(fitter.result(), expected)
+    assert expected.converged == (max_iterations == 50)
+    with pytest.raises(InputError, match="no request to answer"):
+        fitter.advance(rounds[-1][1])
+
+
+def test_null_logistic_fitter__stops_at_a_singular_information_and_refuses_wrong_sums() -> None:
+    rng = np.random.default_rng(3)
+    c = np.column_stack([np.ones(50), np.zeros(50)])  # a covariate without variation
+    design = logistic_design(c, rng.integers(0, 2, 50).astype(float), np.ones(50, bool))
+    fitter = NullLogisticFitter(2)
+    with pytest.raises(InputError, match="score of shape \\(2,\\)"):
+        fitter.advance(NullLogisticSums(np.zeros(3), np.zeros(3), 0.0, 50, 20))
+    steps = []
+    while (coefficients := fitter.request()) is not None:
+        steps.append(coefficients)
+        fitter.advance(local_null_logistic_sums(design, coefficients))
+    assert len(steps) == 2  # no Newton step, then the final evaluation
+    null = fitter.result()
+    assert not null.converged
+    assert null.iterations == 0
+    assert_identical(null, fit_null_logistic(lambda b: local_null_logistic_sums(design, b), 2))
 
 
 # --- Input checks ---------------------------------------------------------------------------

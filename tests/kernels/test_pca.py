@@ -9,7 +9,14 @@ from hypothesis import strategies as st
 
 from genofed import InputError
 from genofed.io.plink import MISSING_CALL
-from genofed.kernels.pca import fit_pca, local_gram_product, local_scores, standardization
+from genofed.kernels.pca import (
+    PcaIteration,
+    PcaResult,
+    fit_pca,
+    local_gram_product,
+    local_scores,
+    standardization,
+)
 
 
 def structured_genotypes(seed: int, n: int = 300, m: int = 800) -> np.ndarray:
@@ -86,6 +93,81 @@ def test_fit_pca__restarts_keep_converging_with_a_small_block() -> None:
     )  # fmt: skip
     assert result.converged  # the basis is restarted many times on the way
     np.testing.assert_allclose(result.eigenvalues, values[:4], rtol=1e-8)
+
+
+def gram(g: np.ndarray):
+    """One round trip over the pooled samples: ``Q -> X'X Q``."""
+    called = g >= 0
+    mean, scale = standardization(np.where(called, g, 0).sum(axis=1), called.sum(axis=1))
+    return lambda q: local_gram_product(g, mean, scale, q)
+
+
+def assert_identical(ours: PcaResult, theirs: PcaResult) -> None:
+    for name in ("eigenvalues", "theta", "loadings", "residuals", "iterations", "converged"):
+        a, b = np.asarray(getattr(ours, name)), np.asarray(getattr(theirs, name))
+        assert (a.dtype, a.shape) == (b.dtype, b.shape), name
+        assert np.array_equal(a, b), name
+        assert a.tobytes() == b.tobytes(), name
+
+
+@pytest.mark.parametrize(
+    ("seed", "m", "k", "block", "tolerance", "max_iterations", "converges"),
+    [
+        (1, 800, 5, None, 1e-10, 200, True),
+        (3, 1500, 4, 4, 1e-8, 400, True),  # many thick restarts
+        (2, 400, 3, None, 1e-14, 6, False),  # stops at the iteration limit
+    ],
+)
+def test_pca_iteration__replayed_product_by_product_gives_fit_pca_bit_for_bit(
+    seed: int,
+    m: int,
+    k: int,
+    block: int | None,
+    tolerance: float,
+    max_iterations: int,
+    converges: bool,
+) -> None:
+    g = structured_genotypes(seed, n=300, m=m)
+    multiply = gram(g)
+    rounds: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def record(q: np.ndarray) -> np.ndarray:
+        rounds.append((q.copy(), multiply(q)))
+        return rounds[-1][1]
+
+    options = {"block": block, "tolerance": tolerance, "max_iterations": max_iterations, "seed": 5}
+    theirs: list[tuple[int, float]] = []
+    expected = fit_pca(record, m, k, progress=lambda *a: theirs.append(a), **options)
+    ours: list[tuple[int, float]] = []
+    iteration = PcaIteration(m, k, progress=lambda *a: ours.append(a), **options)
+    with pytest.raises(InputError, match="needs more products after 0"):
+        iteration.result()
+    for t, (q, image) in enumerate(rounds):
+        assert iteration.rounds == t
+        basis = iteration.request()
+        assert basis is not None
+        assert basis.tobytes() == q.tobytes(), f"block {t}"
+        iteration.advance(image)
+    assert iteration.request() is None
+    assert_identical(iteration.result(), expected)
+    assert ours == theirs
+    assert expected.converged == converges
+    assert expected.iterations == len(rounds) == iteration.rounds
+    with pytest.raises(InputError, match="no request to answer"):
+        iteration.advance(rounds[-1][1])
+
+
+def test_pca_iteration__refuses_a_product_of_the_wrong_shape() -> None:
+    g = structured_genotypes(4, n=100, m=200)
+    iteration = PcaIteration(200, 2, seed=1)
+    q = iteration.request()
+    assert q is not None
+    with pytest.raises(InputError, match="Q's shape \\(200, 12\\), got \\(200, 11\\)"):
+        iteration.advance(gram(g)(q)[:, :11])
+    assert iteration.rounds == 0
+    assert iteration.request() is q
+    with pytest.raises(InputError, match="cannot find 3 components of 2 variants"):
+        PcaIteration(2, 3)
 
 
 def test_standardization__refuses_a_monomorphic_variant_by_number() -> None:

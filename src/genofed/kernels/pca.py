@@ -21,6 +21,12 @@ eigenvalues ``theta`` of ``X'X``, and unit variant loadings ``v``. A node
 then computes its own samples' scores ``u = X_k v / sqrt(theta)``
 (:func:`local_scores`): the unit eigenvectors of ``K`` that ``plink2 --pca``
 writes to ``.eigenvec``, split by rows. No score leaves the node.
+
+:class:`PcaIteration` is the same iteration driven one product at a time.
+Each block ``Q`` follows from the seed and the earlier products alone, so a
+node holding those products can replay the iteration and recompute every
+block it is sent (to the last bit with the same numpy, BLAS and LAPACK
+builds on the same kind of processor).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from numba import njit
 from genofed.errors import InputError
 
 __all__ = [
+    "PcaIteration",
     "PcaResult",
     "fit_pca",
     "local_gram_product",
@@ -207,23 +214,20 @@ def _orthonormal(
     return block
 
 
-def fit_pca(
-    multiply: Callable[[FloatArray], FloatArray],
-    n_variants: int,
-    components: int,
-    *,
-    block: int | None = None,
-    tolerance: float = 1e-6,
-    max_iterations: int = 100,
-    seed: int = 0,
-    progress: Callable[[int, float], None] | None = None,
-) -> PcaResult:
-    """Find the top eigenpairs of ``A = X'X`` by block Krylov iteration.
+class PcaIteration:
+    """Block Krylov iteration for the top eigenpairs of ``A = X'X``, one product at a time.
+
+    :meth:`request` gives the next ``(M, L)`` block ``Q`` (None once
+    done), :meth:`advance` takes the federation's ``A Q`` for it (the sum
+    over nodes of :func:`local_gram_product`), and :meth:`result` gives the
+    components. Each block follows from the seed and the products of the
+    earlier rounds alone, so two iterations given the same products ask for
+    the same blocks (to the last bit with the same numerical libraries): a
+    node can replay the coordinator's iteration to check every block it is
+    sent. :func:`fit_pca` runs the loop with a callable round trip.
 
     Parameters
     ----------
-    multiply
-        One round trip: ``Q -> A Q`` for an ``(M, L)`` block, summed over nodes.
     n_variants
         ``M``.
     components
@@ -241,47 +245,116 @@ def fit_pca(
     progress
         Called after each product with the iteration and the largest residual.
 
-    Returns
-    -------
-    PcaResult
-        Eigenvalues of ``K = A / M`` (largest first) and unit loadings,
-        each loading's sign set so that its largest entry is positive.
+    Raises
+    ------
+    InputError
+        If ``components`` is not between 1 and ``n_variants``.
     """
-    if not 1 <= components <= n_variants:
-        raise InputError(f"cannot find {components} components of {n_variants} variants")
-    width = min(n_variants, block or max(2 * components, components + 10))
-    rng = np.random.default_rng(seed)
-    restart = max(8 * width, 4 * components)  # columns kept before a thick restart
-    q = _orthonormal(rng.standard_normal((n_variants, width)), None, rng)
-    basis, images = np.empty((n_variants, 0)), np.empty((n_variants, 0))
-    iterations, worst = 0, np.inf
-    while True:
-        image = np.asarray(multiply(q), dtype=np.float64)
-        iterations += 1
-        basis, images = np.hstack([basis, q]), np.hstack([images, image])
+
+    def __init__(
+        self,
+        n_variants: int,
+        components: int,
+        *,
+        block: int | None = None,
+        tolerance: float = 1e-6,
+        max_iterations: int = 100,
+        seed: int = 0,
+        progress: Callable[[int, float], None] | None = None,
+    ) -> None:
+        if not 1 <= components <= n_variants:
+            raise InputError(f"cannot find {components} components of {n_variants} variants")
+        self._m, self._k = n_variants, components
+        self._tolerance, self._max_iterations = tolerance, max_iterations
+        self._progress = progress
+        self._width = width = min(n_variants, block or max(2 * components, components + 10))
+        self._rng = rng = np.random.default_rng(seed)
+        self._restart = max(8 * width, 4 * components)  # columns kept before a thick restart
+        self._q: FloatArray | None = _orthonormal(
+            rng.standard_normal((n_variants, width)), None, rng
+        )
+        self._basis, self._images = np.empty((n_variants, 0)), np.empty((n_variants, 0))
+        self._iterations = 0
+        self._result: PcaResult | None = None
+
+    @property
+    def rounds(self) -> int:
+        """Products answered so far."""
+        return self._iterations
+
+    def request(self) -> FloatArray | None:
+        """Return the ``(M, L)`` block ``Q`` to multiply next; None once done."""
+        return self._q
+
+    def advance(self, image: FloatArray) -> None:
+        """Take the federation's ``A Q`` for the last requested block ``Q``.
+
+        Raises
+        ------
+        InputError
+            If the iteration is done, or ``image`` is not of ``Q``'s shape;
+            the iteration is then unchanged.
+        """
+        q = self._q
+        if q is None:
+            raise InputError(
+                f"the PCA finished after {self._iterations} products; there is no request to answer"
+            )
+        image = np.asarray(image, dtype=np.float64)
+        if image.shape != q.shape:
+            raise InputError(f"the product A Q must have Q's shape {q.shape}, got {image.shape}")
+        self._iterations += 1
+        basis, images = np.hstack([self._basis, q]), np.hstack([self._images, image])
         projected = basis.T @ images
         theta, vectors = np.linalg.eigh((projected + projected.T) / 2)
         order = np.argsort(theta)[::-1]
         theta, vectors = theta[order], vectors[:, order]
-        top = vectors[:, :components]
+        top = vectors[:, : self._k]
         ritz, ritz_images = basis @ top, images @ top
         with np.errstate(divide="ignore", invalid="ignore"):
-            residuals = np.linalg.norm(ritz_images - ritz * theta[:components], axis=0) / np.abs(
-                theta[:components]
+            residuals = np.linalg.norm(ritz_images - ritz * theta[: self._k], axis=0) / np.abs(
+                theta[: self._k]
             )
         worst = float(np.max(residuals))
-        if progress is not None:
-            progress(iterations, worst)
-        converged = bool(worst < tolerance)
-        if converged or iterations >= max_iterations or basis.shape[1] >= n_variants:
-            break
-        # The next block is the new direction of the last image, taken against the whole
-        # basis before any restart: after a thick restart that keeps the best Ritz
-        # vectors, their residuals still lie in its span (as in Krylov-Schur).
-        q = _orthonormal(image, basis, rng)
-        if basis.shape[1] + width > restart:  # keep the best Ritz vectors and their images
-            keep = vectors[:, : min(basis.shape[1], restart - width)]
-            basis, images = _reorthonormalised(basis @ keep, images @ keep)
+        converged = bool(worst < self._tolerance)
+        if converged or self._iterations >= self._max_iterations or basis.shape[1] >= self._m:
+            self._q = None
+            self._result = _pca_result(
+                theta, ritz, residuals, self._iterations, converged or basis.shape[1] >= self._m
+            )
+        else:
+            # The next block is the new direction of the last image, taken against the whole
+            # basis before any restart: after a thick restart that keeps the best Ritz
+            # vectors, their residuals still lie in its span (as in Krylov-Schur).
+            self._q = _orthonormal(image, basis, self._rng)
+            if basis.shape[1] + self._width > self._restart:  # keep the best Ritz vectors
+                keep = vectors[:, : min(basis.shape[1], self._restart - self._width)]
+                basis, images = _reorthonormalised(basis @ keep, images @ keep)
+            self._basis, self._images = basis, images
+        if self._progress is not None:
+            self._progress(self._iterations, worst)
+
+    def result(self) -> PcaResult:
+        """Return the eigenvalues of ``K = A / M`` (largest first) and unit loadings.
+
+        Raises
+        ------
+        InputError
+            If the iteration still needs a product.
+        """
+        if self._result is None:
+            raise InputError(
+                f"the PCA needs more products after {self._iterations}; "
+                "answer request() until it returns None"
+            )
+        return self._result
+
+
+def _pca_result(
+    theta: FloatArray, ritz: FloatArray, residuals: FloatArray, iterations: int, converged: bool
+) -> PcaResult:
+    """Set each loading's sign so that its largest entry is positive."""
+    n_variants, components = ritz.shape
     signs = np.where(ritz[np.argmax(np.abs(ritz), axis=0), np.arange(components)] < 0, -1.0, 1.0)
     return PcaResult(
         eigenvalues=theta[:components] / n_variants,
@@ -289,8 +362,48 @@ def fit_pca(
         loadings=ritz * signs,
         residuals=residuals,
         iterations=iterations,
-        converged=converged or basis.shape[1] >= n_variants,
+        converged=converged,
     )
+
+
+def fit_pca(
+    multiply: Callable[[FloatArray], FloatArray],
+    n_variants: int,
+    components: int,
+    *,
+    block: int | None = None,
+    tolerance: float = 1e-6,
+    max_iterations: int = 100,
+    seed: int = 0,
+    progress: Callable[[int, float], None] | None = None,
+) -> PcaResult:
+    """Find the top eigenpairs of ``A = X'X`` by block Krylov iteration.
+
+    Parameters
+    ----------
+    multiply
+        One round trip: ``Q -> A Q`` for an ``(M, L)`` block, summed over nodes.
+    n_variants, components, block, tolerance, max_iterations, seed, progress
+        As for :class:`PcaIteration`, which this drives until it is done.
+
+    Returns
+    -------
+    PcaResult
+        Eigenvalues of ``K = A / M`` (largest first) and unit loadings,
+        each loading's sign set so that its largest entry is positive.
+    """
+    iteration = PcaIteration(
+        n_variants,
+        components,
+        block=block,
+        tolerance=tolerance,
+        max_iterations=max_iterations,
+        seed=seed,
+        progress=progress,
+    )
+    while (q := iteration.request()) is not None:
+        iteration.advance(multiply(q))
+    return iteration.result()
 
 
 def _reorthonormalised(basis: FloatArray, images: FloatArray) -> tuple[FloatArray, FloatArray]:

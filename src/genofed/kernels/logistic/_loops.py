@@ -1,15 +1,19 @@
 """Compiled loops of the logistic-regression kernels.
 
-The public entry points are in :mod:`genofed.kernels.logistic`; this module
-holds only the numba code they call. For a chunk of variants (rows) and the
-node's samples (columns), one round evaluates every variant's fitted values
-from its ALT counts ``g`` (int8, ``MISSING_CALL`` where missing) and linear
-predictor ``eta``. The element-wise work is fused into two passes around
-numpy's vectorised ``exp``, so that each element is read a few times instead
-of once per numpy operation; the covariate products stay matrix products.
+The public entry points are in :mod:`genofed.kernels.logistic.sums` and
+:mod:`genofed.kernels.logistic.score`; this module holds only the numba code
+they call. For a chunk of variants (rows) and the node's samples (columns),
+one round evaluates every variant's fitted values from its ALT counts ``g``
+(int8, ``MISSING_CALL`` where missing) and linear predictor ``eta``. The
+element-wise work is fused into two passes around numpy's vectorised
+``exp``, so that each element is read a few times instead of once per numpy
+operation; the covariate products stay matrix products.
 
 A missing call counts as ``g = 0`` in ``eta`` and has weight and residual 0,
 so it drops out of every sum.
+
+Every loop is compiled with ``cache=True``: a new process loads the machine
+code from ``__pycache__`` instead of compiling it again.
 """
 
 from __future__ import annotations
