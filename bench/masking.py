@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from genofed.protocol.masking import (
+from genofed.protocol.secagg import (
     RingArray,
     StudyKey,
     decode_fixed,

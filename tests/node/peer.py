@@ -20,9 +20,15 @@ import numpy.typing as npt
 from fastapi.testclient import TestClient
 
 from genofed._toml import write_toml
-from genofed.protocol.aggregation import MaskedRound, sum_masked
 from genofed.protocol.codec import decode_arrays
-from genofed.protocol.masking import IdentityKey, StudyKey, rings_from_arrays, sign_study_key
+from genofed.protocol.secagg import (
+    IdentityKey,
+    MaskedRound,
+    StudyKey,
+    rings_from_arrays,
+    sign_study_key,
+    sum_masked,
+)
 
 JOB: dict[str, Any] = {
     "computation": "linear-gwas",

@@ -20,7 +20,7 @@ from genofed.node.audit import open_audit_log, parameters_hash
 from genofed.node.settings import load_settings
 from genofed.node.setup import init_node, trust_peers
 from genofed.protocol.codec import ARRAY_MEDIA_TYPE, decode_arrays, encode_arrays
-from genofed.protocol.linreg import null_from_totals
+from genofed.protocol.computations.linear_gwas import null_from_totals
 from genofed.protocol.messages import API_PREFIX
 from genofed.sim import SimulationResult
 from tests.conftest import passport_for
@@ -124,7 +124,7 @@ def test_node__job_runs_from_queued_to_complete_with_masked_blocks(
     assert job["state"] in ("QUEUED", "RUNNING")
     assert job["blocks_total"] == 8
     payload = client.get(f"/jobs/{job['id']}/results/null?wait=10").content
-    null = null_from_totals(unmask(payload, "null", side), k=3)
+    null = null_from_totals(unmask(payload, "null", side))
     table = read_phenotype_table(cohorts.out / "EE" / "phenotypes.tsv")
     values = np.column_stack([table.columns[c] for c in ("ldl", "age", "sex")])
     values = values[~np.isnan(values).any(axis=1)]
@@ -172,7 +172,7 @@ def test_node__missing_call_sums_are_masked_once_per_block(client: TestClient, p
     for bad in ([5, 0], [1000], [3, 3], [-1]):
         refused = ask(client, f"/jobs/{job_id}/results/block/1/missing", variants=bad)
         assert refused.status_code == 400, bad
-        assert "increasing indices below 1000" in refused.json()["detail"]
+        assert "strictly increasing positions below 1000" in refused.json()["detail"]
     unknown = ask(client, f"/jobs/{job_id}/results/block/1/other", variants=[1])
     assert unknown.status_code == 404
     not_arrays = client.post(url, content=b"junk", headers={"Content-Type": ARRAY_MEDIA_TYPE})

@@ -31,8 +31,8 @@ from genofed.node.app import create_app
 from genofed.node.audit import AuditRecord, open_audit_log
 from genofed.node.settings import load_settings
 from genofed.node.setup import init_node, trust_peers
-from genofed.protocol.masking import IdentityKey, StudyKey, sign_study_key
 from genofed.protocol.messages import API_PREFIX
+from genofed.protocol.secagg import IdentityKey, StudyKey, sign_study_key
 from genofed.sim import SimulationResult
 from tests.conftest import passport_for
 from tests.node.peer import JOB, Peer, make_peer, masked_job

@@ -9,8 +9,8 @@ import pytest
 from genofed.errors import InputError, ProtocolError
 from genofed.node.settings import AggregationSection
 from genofed.node.studies import StudyKeys
-from genofed.protocol.masking import IdentityKey, StudyKey, sign_study_key
 from genofed.protocol.messages import SecureAggregation, SignedKey
+from genofed.protocol.secagg import IdentityKey, StudyKey, sign_study_key
 
 PEER = IdentityKey.generate()
 

@@ -19,14 +19,11 @@ from genofed.protocol.codec import ARRAY_MEDIA_TYPE, decode_arrays, encode_array
 from genofed.protocol.messages import (
     API_PREFIX,
     DatasetDescription,
+    JobBase,
     JobStatus,
-    LinearGwasJob,
-    LogisticGwasJob,
-    PcaJob,
     ServiceInfo,
     SignedKey,
     StudyKeyRequest,
-    VariantQcJob,
 )
 from genofed.protocol.tls import is_loopback, pinned_context
 
@@ -41,11 +38,23 @@ class NodeClient:
     """Talk to one node; one connection pool, reused for every call."""
 
     def __init__(
-        self, card: PublicCard, *, passport: str | None = None, timeout: float = 30.0
+        self,
+        card: PublicCard,
+        *,
+        passport: str | None = None,
+        timeout: float = 30.0,
+        http: httpx.Client | None = None,
     ) -> None:
+        """Connect to the node on ``card``, or talk through ``http`` if given.
+
+        ``http`` replaces the connection made from the card (e.g. a client of
+        an in-process node); its base URL is the node's API root and it
+        carries the passport itself. The caller closes it.
+        """
         self.card = card
         self.name = card.name
-        self._http = httpx.Client(
+        self._owned = http is None
+        self._http = http or httpx.Client(
             base_url=card.url.rstrip("/") + API_PREFIX,
             timeout=httpx.Timeout(timeout, connect=5.0, read=timeout + RESULT_WAIT_SECONDS),
             verify=_verification(card),
@@ -53,8 +62,9 @@ class NodeClient:
         )
 
     def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
+        """Close the connection pool, unless it was handed in."""
+        if self._owned:
+            self._http.close()
 
     def __enter__(self) -> NodeClient:
         return self
@@ -88,7 +98,7 @@ class NodeClient:
             headers={"Content-Type": ARRAY_MEDIA_TYPE},
         ).content
 
-    def submit(self, request: LinearGwasJob | LogisticGwasJob | VariantQcJob | PcaJob) -> JobStatus:
+    def submit(self, request: JobBase) -> JobStatus:
         """Queue a job."""
         response = self._call("POST", "/jobs", json=request.model_dump(mode="json"))
         return self._model(JobStatus, response)

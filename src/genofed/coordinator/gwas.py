@@ -15,11 +15,12 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import numpy.typing as npt
 
@@ -32,16 +33,19 @@ from genofed.coordinator.study import Round, Study, check_same_variants
 from genofed.errors import InputError
 from genofed.kernels.linreg import NullSums, solve_linear
 from genofed.kernels.qc import qc_filters
-from genofed.protocol.covariates import covariate_reference, expand_covariates
-from genofed.protocol.linreg import null_from_totals, variant_sums_from_totals
-from genofed.protocol.messages import (
-    DatasetDescription,
-    LinearGwasJob,
+from genofed.protocol.computations import linear_gwas, logistic_gwas
+from genofed.protocol.computations.linear_gwas import (
+    Block,
+    BlockMissing,
     LinearGwasParameters,
-    LogisticGwasJob,
-    LogisticGwasParameters,
-    VariantQcParameters,
+    Null,
+    null_from_totals,
+    variant_sums_from_totals,
 )
+from genofed.protocol.computations.logistic_gwas import LogisticGwasParameters
+from genofed.protocol.computations.variant_qc import VariantQcParameters
+from genofed.protocol.covariates import covariate_reference, expand_covariates
+from genofed.protocol.messages import DatasetDescription
 from genofed.report import GwasMetadata, GwasTable, lambda_gc, write_gwas_ssf
 
 __all__ = ["LinearGwas", "run_gwas", "run_linear_gwas"]
@@ -95,6 +99,7 @@ def run_gwas(
     hwe: float | None = None,
     test: str = "wald",
     refine_below: float = 1e-3,
+    http: Mapping[str, httpx.Client] | None = None,
 ) -> LinearGwas:
     """Run a GWAS over every node and write ``out.tsv`` (GWAS-SSF).
 
@@ -125,6 +130,9 @@ def run_gwas(
         Seconds to wait for any one HTTP call.
     progress
         Called after each block with the blocks done overall and per node.
+    http
+        HTTP clients to use instead of connecting from the nodes' cards, by
+        node name (e.g. in-process nodes); see :class:`~genofed.coordinator.study.Study`.
     maf, geno, hwe
         PLINK 2's variant filters, computed before the GWAS (a ``variant-qc``
         round) over the samples in the analysis, as ``plink2 --require-pheno
@@ -156,7 +164,7 @@ def run_gwas(
         raise InputError(f"the model is 'linear' or 'logistic', not {model!r}")
     if test not in ("wald", "score") or (test == "score" and model != "logistic"):
         raise InputError(f"the test is 'wald', or 'score' for the logistic model, not {test!r}")
-    with Study(federation, passport=passport, timeout=timeout) as study:
+    with Study(federation, passport=passport, timeout=timeout, http=http) as study:
         described = study.describe()
         covariate_sets = _check_datasets(described, phenotype, covariates)
         variants = study.clients[0].variants()
@@ -165,10 +173,10 @@ def run_gwas(
             covariates=covariates,
             block_size=block_size or _default_block_size(model, described),
         )
+        n_variants = len(variants["variant_id"])
         keep: npt.NDArray[np.bool_] | None = None
         filtered: dict[str, int] = {}
         if (maf, geno, hwe) != (None, None, None):
-            n_variants = len(variants["variant_id"])
             cohort = VariantQcParameters(
                 block_size=parameters.block_size, phenotype=phenotype, covariates=covariates
             )
@@ -182,12 +190,9 @@ def run_gwas(
             k = len(covariates) + 1
             if model == "logistic":
                 round.submit(
-                    LogisticGwasJob(
-                        computation="logistic-gwas",
-                        version=1,
-                        parameters=LogisticGwasParameters(**parameters.model_dump()),
-                        aggregation=round.aggregation,
-                    )
+                    logistic_gwas.CONTRACT,
+                    LogisticGwasParameters(**parameters.model_dump()),
+                    variants=n_variants,
                 )
                 cases.update({name: round.groups[name].get("cases") for name in round.names})
                 without = [name for name, count in cases.items() if count == 0]
@@ -201,15 +206,8 @@ def run_gwas(
                     test=test, refine_below=refine_below,
                 )  # fmt: skip
             else:
-                round.submit(
-                    LinearGwasJob(
-                        computation="linear-gwas",
-                        version=1,
-                        parameters=parameters,
-                        aggregation=round.aggregation,
-                    )
-                )
-                null = null_from_totals(round.fetch("null"), k=k)
+                round.submit(linear_gwas.CONTRACT, parameters, variants=n_variants)
+                null = null_from_totals(round.fetch(Null()))
                 check_covariates(null, covariates)
                 logger.info("null model over %d samples at %d nodes", null.n, len(round.clients))
                 table = _solve_blocks(round, null, variants, parameters.block_size, progress)
@@ -388,7 +386,7 @@ def _solve_blocks(
     block_size: int,
     progress: ProgressCallback | None,
 ) -> GwasTable:
-    n_variants, k = len(variants["variant_id"]), len(null.cty)
+    n_variants = len(variants["variant_id"])
     table = GwasTable(
         chromosome=variants["chromosome"].astype(str),
         base_pair_location=variants["base_pair_location"].astype(np.int64),
@@ -406,12 +404,12 @@ def _solve_blocks(
     for index in range(n_blocks):
         start = index * block_size
         stop = min(start + block_size, n_variants)
-        block = round.fetch(f"block/{index}", done=done)
-        rows = np.flatnonzero(np.rint(block["n_missing"]) > 0)
+        block = round.fetch(Block(index), done=done)
+        rows = np.flatnonzero(block["n_missing"] > 0)
         missing = None
         if len(rows):  # only variants with a missing call somewhere need the missing-call sums
-            missing = round.ask(f"block/{index}/missing", {"variants": rows})
-        sums = variant_sums_from_totals(block, missing, rows, variants=stop - start, k=k)
+            missing = round.ask(BlockMissing(index), {"variants": rows})
+        sums = variant_sums_from_totals(block, missing, rows)
         result = solve_linear(null, sums)
         part = slice(start, stop)
         table.beta[part] = result.beta

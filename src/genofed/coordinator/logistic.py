@@ -40,7 +40,12 @@ from genofed.kernels.logistic import (
     score_test,
     variants_to_refine,
 )
-from genofed.protocol.logistic import (
+from genofed.protocol.computations.logistic_gwas import (
+    Block,
+    BlockRound,
+    BlockScore,
+    BlockScoreMissing,
+    NullRound,
     missing_score_from_totals,
     null_from_totals,
     request_arrays,
@@ -74,7 +79,7 @@ class _BlockRounds:
 
     def __call__(self, request: RoundRequest) -> RoundSums:
         with self._lock:
-            part = f"block/{self.index}/round/{self.count}"
+            part = BlockRound(self.index, self.count)
             self.count += 1
         totals = self.round.ask(part, request_arrays(request))
         sums = sums_from_totals(totals, participants=len(self.round.clients))
@@ -136,12 +141,12 @@ def solve_logistic_blocks(
     for index in range(n_blocks):
         start = index * block_size
         width = min(block_size, n_variants - start)
-        round.fetch(f"block/{index}", done=done)  # the nodes have decoded the block
+        round.fetch(Block(index), done=done)  # the nodes have decoded the block
         block = slice(start, start + width)
         evaluate = _BlockRounds(round, index, width)
         chosen = np.arange(width)
         if null is not None:
-            totals = round.ask(f"block/{index}/score", {"coefficients": null.coefficients})
+            totals = round.ask(BlockScore(index), {"coefficients": null.coefficients})
             sums = score_from_totals(totals)
             score = score_test(null, sums, _missing_score(round, index, null, sums))
             columns["n_cases"][block] = sums.cases
@@ -204,7 +209,7 @@ def _missing_score(
     if len(variants) == 0:
         return None
     request = {"coefficients": null.coefficients, "variants": variants}
-    totals = round.ask(f"block/{index}/score/missing", request)
+    totals = round.ask(BlockScoreMissing(index), request)
     return missing_score_from_totals(totals, variants, len(sums.n), len(null.coefficients))
 
 
@@ -213,7 +218,7 @@ def _fit_null(round: Round, k: int) -> NullLogisticFit:
     counter = itertools.count()
 
     def evaluate(coefficients: npt.NDArray[np.float64]) -> NullLogisticSums:
-        totals = round.ask(f"null/round/{next(counter)}", {"coefficients": coefficients})
+        totals = round.ask(NullRound(next(counter)), {"coefficients": coefficients})
         return null_from_totals(totals)
 
     null = fit_null_logistic(evaluate, k)

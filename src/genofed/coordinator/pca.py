@@ -15,9 +15,11 @@ import itertools
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import numpy as np
 import numpy.typing as npt
 
@@ -26,9 +28,22 @@ from genofed.coordinator.federation import Federation
 from genofed.coordinator.qc import federated_qc
 from genofed.coordinator.study import Round, Study, check_same_variants
 from genofed.errors import InputError, ProtocolError
-from genofed.kernels.ld import LdSums, concatenate_ld_sums, prune
+from genofed.kernels.ld import concatenate_ld_sums, prune
 from genofed.kernels.pca import PcaResult, fit_pca, standardization
-from genofed.protocol.messages import MAX_LD_WINDOW, PcaJob, PcaParameters, VariantQcParameters
+from genofed.protocol.computations import pca
+from genofed.protocol.computations.pca import (
+    MAX_LD_WINDOW,
+    Keep,
+    Ld,
+    PcaParameters,
+    Product,
+    Scores,
+    Summary,
+    Variants,
+    ld_sums_from_totals,
+)
+from genofed.protocol.computations.variant_qc import VariantQcParameters
+from genofed.protocol.contract import Totals
 from genofed.report._atomic import staged_files
 
 __all__ = ["LdPruning", "NodeSummary", "PcaRun", "run_pca"]
@@ -105,6 +120,7 @@ def run_pca(
     seed: int = 0,
     timeout: float = 120.0,
     progress: ProgressCallback | None = None,
+    http: Mapping[str, httpx.Client] | None = None,
 ) -> PcaRun:
     """Run a federated PCA and write ``out.eigenval``, ``out.eigenvec.var`` and ``out.prune.in``.
 
@@ -133,6 +149,8 @@ def run_pca(
         Seconds to wait for any one HTTP call.
     progress
         Called after each step of the QC and after each PCA round.
+    http
+        As for :func:`genofed.coordinator.run_gwas`.
 
     Raises
     ------
@@ -148,7 +166,7 @@ def run_pca(
         raise InputError(f"--components {components}: give 1 to {MAX_COMPONENTS}")
     if maf is not None and not 0 <= maf <= 0.5:
         raise InputError(f"--maf {maf}: give a minor allele frequency from 0 to 0.5")
-    with Study(federation, passport=passport, timeout=timeout) as study:
+    with Study(federation, passport=passport, timeout=timeout, http=http) as study:
         check_same_variants(study.describe())
         variants = study.clients[0].variants()
         n_variants = len(variants["variant_id"])
@@ -168,14 +186,9 @@ def run_pca(
         chromosomes = variants["chromosome"][chosen].astype(str)
 
         def body(round: Round) -> tuple[PcaResult, dict[str, NodeSummary], npt.NDArray[np.intp]]:
-            round.submit(
-                PcaJob(
-                    computation="pca", version=1, parameters=parameters,
-                    aggregation=round.aggregation,
-                )
-            )  # fmt: skip
+            round.submit(pca.CONTRACT, parameters, variants=n_variants)
             round.ask(
-                "variants", {"variants": chosen.astype(np.int64), "mean": mean, "scale": scale}
+                Variants(), {"variants": chosen.astype(np.int64), "mean": mean, "scale": scale}
             )
             kept = np.arange(len(chosen))
             if ld.window > 0:
@@ -185,7 +198,7 @@ def run_pca(
                         f"LD pruning kept {len(kept)} of {len(chosen)} variants, too few for "
                         f"{components} components; raise --ld-r2 or use more variants"
                     )
-                round.ask("keep", {"variants": kept.astype(np.int64)})
+                round.ask(Keep(), {"variants": kept.astype(np.int64)}, m=len(chosen))
             result, summaries = _pca_rounds(
                 round, parameters, len(kept),
                 tolerance=tolerance, max_iterations=max_iterations, seed=seed, progress=progress,
@@ -242,8 +255,7 @@ def _ld_prune(
     n_blocks = -(-m // rows)
     for index, start in enumerate(range(0, m, rows)):
         request = {"rows": np.array([start, min(start + rows, m)]), "window": np.array([ld.window])}
-        totals = round.ask(f"ld/{index}", request)
-        parts.append(LdSums(**{k: np.rint(v).astype(np.int64) for k, v in totals.items()}))
+        parts.append(ld_sums_from_totals(round.ask(Ld(index), request)))
         if progress is not None:
             progress(Progress("ld blocks", index + 1, n_blocks))
     keep = prune(
@@ -266,7 +278,7 @@ def _pca_rounds(
     counter = itertools.count()
 
     def multiply(basis: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        return round.ask(f"product/{next(counter)}", {"basis": basis})["product"]
+        return round.ask(Product(next(counter)), {"basis": basis})["product"]
 
     def report(iteration: int, residual: float) -> None:
         logger.info("PCA round %d: largest relative residual %.2e", iteration, residual)
@@ -284,17 +296,17 @@ def _pca_rounds(
             "eigenvalues lie close together, so each one alone is not well determined",
             ", ".join(map(str, slow)), tolerance, result.iterations, float(result.residuals.max()),
         )  # fmt: skip
-    totals = round.ask("scores", {"loadings": result.loadings, "theta": result.theta})
+    totals = round.ask(Scores(), {"loadings": result.loadings, "theta": result.theta})
     _check_unit_scores(totals, parameters.components)
-    released = round.ask_released("summary", {"components": np.array([0, 1])})
+    released = round.ask_released(Summary(), {"components": np.array([0, 1])})
     summaries = {
-        node: NodeSummary(int(a["n"][0]), a["mean"].astype(float), a["covariance"].astype(float))
+        node: NodeSummary(int(a["n"]), a["mean"].astype(float), a["covariance"].astype(float))
         for node, a in released.items()
     }
     return result, summaries
 
 
-def _check_unit_scores(totals: dict[str, npt.NDArray[np.float64]], k: int) -> None:
+def _check_unit_scores(totals: Totals, k: int) -> None:
     """Check that the nodes' scores add up to unit, uncorrelated eigenvectors: ``U'U = I``."""
     cross = totals["cross"].reshape(k, k)
     worst = float(np.abs(cross - np.eye(k)).max())

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import numpy as np
 import numpy.typing as npt
 
@@ -22,7 +24,7 @@ from genofed._progress import Progress, ProgressCallback
 from genofed.coordinator.federation import Federation
 from genofed.coordinator.study import Round, Study, check_same_variants
 from genofed.kernels.qc import QcResult, variant_qc
-from genofed.protocol.messages import VariantQcJob, VariantQcParameters
+from genofed.protocol.computations.variant_qc import CONTRACT, Block, VariantQcParameters
 from genofed.report.qc_table import write_qc_table
 
 __all__ = ["VariantQc", "federated_qc", "run_qc"]
@@ -51,6 +53,7 @@ def run_qc(
     block_size: int | None = None,
     timeout: float = 30.0,
     progress: ProgressCallback | None = None,
+    http: Mapping[str, httpx.Client] | None = None,
 ) -> VariantQc:
     """Compute every variant's QC statistics over the federation and write ``out.tsv``.
 
@@ -59,10 +62,10 @@ def run_qc(
     InputError
         If the nodes hold different variants, or the federation has fewer than two nodes.
     NodeError, AuthError, DisclosureError, ProtocolError
-        As for :func:`genofed.coordinator.run_linear_gwas`.
+        As for :func:`genofed.coordinator.run_gwas`, whose ``http`` it takes too.
     """
     started = time.monotonic()
-    with Study(federation, passport=passport, timeout=timeout) as study:
+    with Study(federation, passport=passport, timeout=timeout, http=http) as study:
         described = study.describe()
         check_same_variants(described)
         variants = study.clients[0].variants()
@@ -92,21 +95,14 @@ def federated_qc(
 ) -> tuple[QcResult, dict[str, int]]:
     """Run a ``variant-qc`` job in ``round`` and sum the genotype counts of every block."""
     block_size = parameters.block_size
-    round.submit(
-        VariantQcJob(
-            computation="variant-qc",
-            version=1,
-            parameters=parameters,
-            aggregation=round.aggregation,
-        )
-    )
+    round.submit(CONTRACT, parameters, variants=n_variants)
     counts = np.zeros((n_variants, 4), dtype=np.int64)
     n_blocks = -(-n_variants // block_size)
     done = dict.fromkeys(round.names, 0)
     for index in range(n_blocks):
         start = index * block_size
-        totals = round.fetch(f"block/{index}", done=done)["counts"]
-        counts[start : start + len(totals)] = np.rint(totals).astype(np.int64)
+        totals = round.fetch(Block(index), done=done)["counts"]
+        counts[start : start + len(totals)] = totals
         if progress is not None:
             progress(Progress("qc blocks", index + 1, n_blocks, tuple(done.items())))
     logger.info("QC of %d variants over %d nodes", n_variants, len(round.names))

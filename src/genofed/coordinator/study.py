@@ -17,23 +17,22 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import TypeVar
 
+import httpx
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel
 
 from genofed.coordinator.client import NodeClient
 from genofed.coordinator.federation import Federation
 from genofed.errors import InputError, NodeError, ProtocolError
-from genofed.protocol.aggregation import signed_study_key, sum_masked
 from genofed.protocol.codec import decode_arrays
-from genofed.protocol.masking import parse_public_key, verify_study_keys
-from genofed.protocol.messages import (
-    DatasetDescription,
-    LinearGwasJob,
-    LogisticGwasJob,
-    PcaJob,
-    SecureAggregation,
-    SignedKey,
-    VariantQcJob,
+from genofed.protocol.contract import Arrays, Contract, Part, PartSpec, Release, Totals
+from genofed.protocol.messages import DatasetDescription, SecureAggregation, SignedKey
+from genofed.protocol.secagg import (
+    parse_public_key,
+    signed_study_key,
+    sum_masked,
+    verify_study_keys,
 )
 
 __all__ = ["MIN_PARTICIPANTS", "Round", "Study", "check_same_variants"]
@@ -57,7 +56,12 @@ class _Dropout(Exception):
 
 
 class Round:
-    """One masked round over some nodes: their jobs, and sums of their parts."""
+    """One masked round over some nodes: their jobs of one computation, and sums of their parts.
+
+    Every part is read through the computation's contract: its path is
+    formatted from the typed part, the coordinator's own request is checked
+    against the part's spec, and so are the federation's totals.
+    """
 
     def __init__(
         self, pool: ThreadPoolExecutor, clients: list[NodeClient], aggregation: SecureAggregation
@@ -68,6 +72,9 @@ class Round:
         self.jobs: dict[str, str] = {}
         self.samples: dict[str, int] = {}
         self.groups: dict[str, dict[str, int | None]] = {}  # per node, e.g. its cases
+        self._contract: Contract | None = None
+        self._parameters: BaseModel | None = None
+        self._variants = 0
 
     @property
     def names(self) -> list[str]:
@@ -88,8 +95,13 @@ class Round:
             raise dropout
         return results
 
-    def submit(self, job: LinearGwasJob | LogisticGwasJob | VariantQcJob | PcaJob) -> None:
-        """Queue the job at every node; remember the job ids and cohort sizes."""
+    def submit(self, contract: Contract, parameters: BaseModel, *, variants: int) -> None:
+        """Queue a job of ``contract`` at every node; remember the job ids and cohort sizes.
+
+        ``variants`` is the nodes' variant count, which sizes their blocks.
+        """
+        job = contract.job(parameters, self.aggregation)
+        self._contract, self._parameters, self._variants = contract, parameters, variants
 
         def submit(client: NodeClient) -> None:
             status = client.submit(job)
@@ -98,33 +110,53 @@ class Round:
 
         self.each(submit)
 
-    def fetch(self, part: str, *, done: dict[str, int] | None = None) -> dict[str, FloatArray]:
-        """Fetch a computed part from every node and return the unmasked totals.
+    def fetch(self, part: Part, *, done: dict[str, int] | None = None) -> Totals:
+        """Fetch a part the nodes compute ahead from every node; return the checked totals.
 
         ``done`` is updated with each node's count of blocks done.
         """
+        spec = self._spec(part)
 
         def fetch(client: NodeClient) -> bytes:
             payload, blocks = client.result(
-                self.jobs[client.name], part, timeout=RESULT_TIMEOUT_SECONDS
+                self.jobs[client.name], part.path, timeout=RESULT_TIMEOUT_SECONDS
             )
             if done is not None:
                 done[client.name] = max(done.get(client.name, 0), blocks)
             return payload
 
-        return sum_masked(dict(zip(self.names, self.each(fetch), strict=True)))
+        return self._read(part, spec, self._dims(part, None), self.each(fetch))
 
-    def ask(self, part: str, arrays: Mapping[str, npt.ArrayLike]) -> dict[str, FloatArray]:
-        """Ask every node for a part with the same arrays; return the unmasked totals."""
-        payloads = self.each(lambda c: c.ask(self.jobs[c.name], part, arrays))
-        return sum_masked(dict(zip(self.names, payloads, strict=True)))
+    def ask(self, part: Part, arrays: Mapping[str, npt.ArrayLike], **state: int) -> Totals:
+        """Ask every node for a part with the same arrays; return the checked totals.
+
+        ``state`` gives sizes fixed by earlier parts that the request refers to.
+        """
+        spec = self._spec(part)
+        request = {name: np.asarray(value) for name, value in arrays.items()}
+        dims = spec.check_request(request, self._dims(part, request, **state), part)
+        payloads = self.each(lambda c: c.ask(self.jobs[c.name], part.path, request))
+        return self._read(part, spec, dims, payloads)
 
     def ask_released(
-        self, part: str, arrays: Mapping[str, npt.ArrayLike]
-    ) -> dict[str, dict[str, npt.NDArray[np.generic]]]:
-        """Ask every node for a part its computation releases unmasked: node -> arrays."""
-        payloads = self.each(lambda c: c.ask(self.jobs[c.name], part, arrays))
-        return {name: decode_arrays(p) for name, p in zip(self.names, payloads, strict=True)}
+        self, part: Part, arrays: Mapping[str, npt.ArrayLike], **state: int
+    ) -> dict[str, Arrays]:
+        """Ask every node for a part its contract releases as its own aggregate: node -> arrays."""
+        spec = self._spec(part)
+        if spec.release is not Release.NODE_AGGREGATE:
+            raise ProtocolError(f"{part} is not released as one node's aggregate")
+        request = {name: np.asarray(value) for name, value in arrays.items()}
+        dims = spec.check_request(request, self._dims(part, request, **state), part)
+        payloads = self.each(lambda c: c.ask(self.jobs[c.name], part.path, request))
+        released = {}
+        for name, payload in zip(self.names, payloads, strict=True):
+            try:
+                arrays_of_node = decode_arrays(payload)
+                spec.check_answer(arrays_of_node, dims, part)
+            except ProtocolError as exc:
+                raise ProtocolError(f"node {name}: {exc}") from exc
+            released[name] = arrays_of_node
+        return released
 
     def cancel(self) -> None:
         """Cancel every job of the round, ignoring nodes that are gone."""
@@ -132,9 +164,40 @@ class Round:
             if client.name in self.jobs:
                 client.cancel(self.jobs[client.name])
 
+    def _spec(self, part: Part) -> PartSpec:
+        if self._contract is None:
+            raise ProtocolError(f"no job was submitted in this round to ask for {part}")
+        return self._contract.spec(part)
+
+    def _dims(
+        self, part: Part, request: Mapping[str, npt.NDArray[np.generic]] | None, **state: int
+    ) -> dict[str, int]:
+        assert self._contract is not None
+        assert self._parameters is not None
+        return self._contract.dims(
+            self._parameters, part, request, variants=self._variants, **state
+        )
+
+    def _read(
+        self, part: Part, spec: PartSpec, dims: dict[str, int], payloads: list[bytes]
+    ) -> Arrays:
+        """Sum a masked part's payloads and check the totals; an instruction answers nothing."""
+        if spec.release is Release.NOTHING:
+            for name, payload in zip(self.names, payloads, strict=True):
+                if decode_arrays(payload):
+                    raise ProtocolError(f"node {name} answered {part} with arrays")
+            return {}
+        if spec.release is not Release.MASKED_SUM:
+            raise ProtocolError(f"{part} is released per node; use ask_released")
+        totals = sum_masked(dict(zip(self.names, payloads, strict=True)))
+        return spec.read_totals(totals, dims, part)
+
 
 class Study:
     """The clients of a federation's nodes for one study, and its secure-aggregation keys.
+
+    ``http`` maps node names to HTTP clients to use instead of connecting
+    from their cards (e.g. in-process nodes).
 
     Raises
     ------
@@ -142,14 +205,23 @@ class Study:
         If the federation has fewer than two nodes.
     """
 
-    def __init__(self, federation: Federation, *, passport: str | None, timeout: float) -> None:
+    def __init__(
+        self,
+        federation: Federation,
+        *,
+        passport: str | None,
+        timeout: float,
+        http: Mapping[str, httpx.Client] | None = None,
+    ) -> None:
         if len(federation.nodes) < MIN_PARTICIPANTS:
             raise InputError(
                 f"secure aggregation needs at least {MIN_PARTICIPANTS} nodes; the federation "
                 f"has {len(federation.nodes)}"
             )
+        http = http or {}
         self.clients = [
-            NodeClient(card, passport=passport, timeout=timeout) for card in federation.nodes
+            NodeClient(card, passport=passport, timeout=timeout, http=http.get(card.name))
+            for card in federation.nodes
         ]
         # Two round trips may be in flight at once (a logistic fit pipelines two halves).
         self.pool = ThreadPoolExecutor(2 * len(self.clients))

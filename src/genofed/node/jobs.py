@@ -1,19 +1,21 @@
-"""Asynchronous jobs, as in GA4GH TES: submit, poll, fetch results block by block.
+"""Asynchronous jobs, as in GA4GH TES: submit, poll, fetch results part by part.
 
-A job runs one :class:`~genofed.node.computations.Task`. Its ``null`` part
-and its ``block/<i>`` parts are computed in order on a worker thread; the
-node keeps at most ``buffered_blocks`` blocks the coordinator has not fetched
-yet, and fetching block ``i`` releases every block before it, so a node's
-memory is bounded by the block size whatever the cohort size. Other parts
-(``block/<i>/...``, or about no block, such as ``null/round/<j>`` or a PCA's
-``product/<j>``) are asked for with arrays and answered on request.
+A job runs one :class:`~genofed.node.computations.Task`, which answers the
+parts of its computation's contract. The contract's streamed parts (``null``,
+then ``block/<i>``) are computed in order on a worker thread; the node keeps
+at most ``buffered_blocks`` blocks the coordinator has not fetched yet, and
+fetching block ``i`` releases every block before it, so a node's memory is
+bounded by the block size whatever the cohort size. Other parts are asked
+for with arrays and answered on request; a part ``of_block`` can be asked
+for from the time its block is computed until the block is released.
 
-Every part leaves the node masked for the job's round of secure aggregation,
-and each part is masked once: asking again returns the same bytes, and
-asking for a part again with other arrays is refused. The one exception is a
-part the computation declares released, an aggregate of this node's samples
-alone that the catalogue describes (a PCA's per-node mean and covariance of
-two components, for the picture).
+Every request and every answer is checked against the contract (names,
+kinds and shapes of the arrays). What leaves the node is what the part's
+spec releases: a masked sum for the job's round of secure aggregation, each
+part masked once (asking again with the same arrays returns the same bytes,
+with other arrays is refused); this node's own aggregate where the contract
+declares one (a PCA's per-node mean and covariance of two components); or
+nothing for an instruction.
 """
 
 from __future__ import annotations
@@ -33,15 +35,17 @@ import numpy as np
 import numpy.typing as npt
 
 from genofed.errors import GenofedError, ProtocolError
-from genofed.node.computations import TASKS, Task
-from genofed.node.computations.base import NotReady, UnknownPart
+from genofed.node.computations import TASKS, NotReady, Task, UnknownPart
 from genofed.node.dataset import NodeDataset
 from genofed.node.disclosure import DisclosureLedger, reported_count
 from genofed.node.settings import ComputeSection
 from genofed.node.studies import StudyKeys
-from genofed.protocol.aggregation import MaskedRound
 from genofed.protocol.codec import encode_arrays
-from genofed.protocol.messages import JobRequest, JobState, JobStatus
+from genofed.protocol.computations import JobRequest, contract
+from genofed.protocol.computations._parts import Block, Null
+from genofed.protocol.contract import Arrays, Contract, Part, PartSpec, Release
+from genofed.protocol.messages import JobState, JobStatus
+from genofed.protocol.secagg import MaskedRound
 
 __all__ = ["JobManager", "NotReady", "UnknownJob", "request_digest"]
 
@@ -50,6 +54,7 @@ logger = logging.getLogger(__name__)
 UnknownJob = UnknownPart  # no job, or no such result of a job
 
 _TERMINAL = {JobState.COMPLETE, JobState.EXECUTOR_ERROR, JobState.CANCELED}
+KEPT_ANSWER_BYTES = 64 << 20  # answers a job keeps for a repeated request, beyond its blocks
 
 
 @dataclass
@@ -57,13 +62,14 @@ class _Job:
     id: str
     user: str
     request: JobRequest
+    contract: Contract
     task: Task
     masking: MaskedRound
     state: JobState = JobState.QUEUED
     blocks_done: int = 0
     released: int = 0  # blocks below this index were fetched and dropped
     error: str | None = None
-    results: dict[str, bytes] = field(default_factory=dict)
+    results: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
     asked: dict[str, str] = field(default_factory=dict)  # part -> digest of the request arrays
     cancelled: bool = False
     changed: threading.Condition = field(default_factory=threading.Condition)
@@ -118,7 +124,9 @@ class JobManager:
         masking = self.studies.admit(request.aggregation, user=user)
         self.ledger.check_groups(**task.groups)
         self.ledger.admit(user, task.included)
-        job = _Job(secrets.token_hex(8), user, request, task, masking)
+        job = _Job(
+            secrets.token_hex(8), user, request, contract(request.computation), task, masking
+        )
         job.reported_groups = {  # none is a count that may be shown; a few are refused above
             name: size if size == 0 else reported_count(size, self.ledger.rules)
             for name, size in task.groups.items()
@@ -140,25 +148,28 @@ class JobManager:
         """Return the state and progress of one of ``user``'s jobs."""
         return self._job(job_id, user).status()
 
-    def result(self, job_id: str, part: str, *, wait: float, user: str) -> bytes:
-        """Return a computed part (``null`` or ``block/<i>``), waiting up to ``wait`` seconds.
+    def result(self, job_id: str, path: str, *, wait: float, user: str) -> bytes:
+        """Return a streamed part (``null`` or ``block/<i>``), waiting up to ``wait`` seconds.
 
         Fetching block ``i`` releases the blocks before it.
 
         Raises
         ------
         UnknownJob
-            If the job or part does not exist, or was already released.
+            If the job or part does not exist, was already released, or is asked for with arrays.
         NotReady
             If it is still being computed after ``wait`` seconds.
         """
         job = self._job(job_id, user)
+        part, spec = self._parse(job, path)
+        if not spec.streamed:
+            raise UnknownJob(f"{part} of job {job_id} is asked for with arrays (POST)")
         index = self._block_index(job, part)
         with job.changed:
             if index is not None and index < job.released:
                 raise UnknownJob(f"block {index} of job {job_id} was already fetched and released")
-            job.changed.wait_for(lambda: part in job.results or job.state in _TERMINAL, wait)
-            if part not in job.results:
+            job.changed.wait_for(lambda: path in job.results or job.state in _TERMINAL, wait)
+            if path not in job.results:
                 if job.state is JobState.EXECUTOR_ERROR:
                     raise NotReady(f"job {job_id} failed: {job.error}")
                 if job.state is JobState.CANCELED:
@@ -166,20 +177,17 @@ class JobManager:
                 raise NotReady(f"{part} of job {job_id} is not ready yet")
             if index is not None and index > job.released:
                 self._release(job, index)
-            return job.results[part]
+            return job.results[path]
 
     def answer(
         self,
         job_id: str,
-        part: str,
+        path: str,
         request: Mapping[str, npt.NDArray[np.generic]],
         *,
         user: str,
     ) -> bytes:
-        """Return a part asked for with arrays (``block/<i>/...`` or another name), masked once.
-
-        A part the task declares ``released`` is sent unmasked: an aggregate of
-        this node's samples alone that its computation is meant to show.
+        """Return a part asked for with arrays, checked against the contract and masked once.
 
         Raises
         ------
@@ -191,12 +199,12 @@ class JobManager:
             If the arrays do not fit the part, or differ from those it was answered for.
         """
         job = self._job(job_id, user)
-        prefix, _, rest = part.partition("/")
-        index = None  # a part about no block, e.g. null/round/0 or product/3
-        if prefix == "block":
-            index = self._block_index(job, f"{prefix}/{rest.partition('/')[0]}")
-            if index is None or "/" not in rest:
-                raise UnknownJob(f"job {job_id} has no result {part!r} to ask for")
+        part, spec = self._parse(job, path)
+        if spec.streamed:
+            raise UnknownJob(f"{part} of job {job_id} is computed ahead; fetch it (GET)")
+        index = part.index if spec.of_block else None  # type: ignore[attr-defined]
+        if index is not None and not 0 <= index < job.task.blocks_total:
+            raise UnknownJob(f"job {job_id} has no block {index}")
         digest = request_digest(request)
         with job.answering:  # one part at a time: a part is never masked twice
             with job.changed:
@@ -208,20 +216,22 @@ class JobManager:
                     raise NotReady(f"job {job_id} is {job.state.value}")
                 if index is not None and index >= job.blocks_done:
                     raise NotReady(f"block {index} of job {job_id} is not ready")
-                if part in job.results:
-                    if job.asked[part] != digest:
+                if path in job.asked:
+                    if job.asked[path] != digest:
                         raise ProtocolError(
                             f"{part} of job {job_id} was already answered for other arrays; "
                             "masks are used once"
                         )
-                    return job.results[part]
+                    if path not in job.results:
+                        raise UnknownJob(f"{part} of job {job_id} was answered and released")
+                    return job.results[path]
+            dims = spec.check_request(request, job.task.dims(part, request), part)
             arrays = job.task.answer(part, request)
-            if part in job.task.released:  # an aggregate of this node's alone, by design
-                payload = encode_arrays(arrays)
-            else:
-                payload = job.masking.encode(part, arrays)
+            spec.check_answer(arrays, dims, part)
+            payload = self._released(job, part, spec, arrays)
             with job.changed:
-                job.results[part], job.asked[part] = payload, digest
+                job.results[path], job.asked[path] = payload, digest
+                self._keep_answers_bounded(job)
             return payload
 
     def cancel(self, job_id: str, *, user: str | None = None) -> JobStatus:
@@ -250,22 +260,46 @@ class JobManager:
         return job
 
     @staticmethod
-    def _block_index(job: _Job, part: str) -> int | None:
-        if part == "null":
-            return None
-        prefix, _, number = part.partition("/")
-        if prefix == "block" and number.isdigit() and int(number) < job.task.blocks_total:
-            return int(number)
-        raise UnknownJob(f"job {job.id} has no result {part!r}")
+    def _parse(job: _Job, path: str) -> tuple[Part, PartSpec]:
+        try:
+            return job.contract.parse(path)
+        except ProtocolError as exc:
+            raise UnknownJob(f"job {job.id}: {exc}") from None
+
+    @staticmethod
+    def _block_index(job: _Job, part: Part) -> int | None:
+        if isinstance(part, Block):
+            if part.index >= job.task.blocks_total:
+                raise UnknownJob(f"job {job.id} has no block {part.index}")
+            return part.index
+        return None
+
+    @staticmethod
+    def _released(job: _Job, part: Part, spec: PartSpec, arrays: Arrays) -> bytes:
+        """Encode what leaves the node: masked, this node's declared aggregate, or nothing."""
+        if spec.release is Release.MASKED_SUM:
+            return job.masking.encode(part.path, arrays)
+        return encode_arrays(arrays)
+
+    @staticmethod
+    def _keep_answers_bounded(job: _Job) -> None:
+        """Drop the oldest kept answers beyond the job's budget (lock held); digests stay."""
+        streamed = {p for p in job.results if job.contract.parse(p)[1].streamed}
+        kept = [p for p in job.results if p not in streamed]
+        total = sum(len(job.results[p]) for p in kept)
+        for path in kept[:-1]:
+            if total <= KEPT_ANSWER_BYTES:
+                break
+            total -= len(job.results.pop(path))
 
     @staticmethod
     def _release(job: _Job, index: int) -> None:
         """Drop blocks before ``index`` and every part asked for about them (lock held)."""
-        for old in range(job.released, index):
-            for part in [
-                p for p in job.results if p == f"block/{old}" or p.startswith(f"block/{old}/")
-            ]:
-                del job.results[part]
+        for path in list(job.results):
+            part, spec = job.contract.parse(path)
+            block = getattr(part, "index", None) if spec.streamed or spec.of_block else None
+            if block is not None and block < index:
+                del job.results[path]
         job.task.release(index)
         job.released = index
         job.changed.notify_all()
@@ -289,34 +323,37 @@ class JobManager:
         logger.info("job %s ended %s after %.1f s", job.id, job.state, time.monotonic() - started)
 
     def _compute(self, job: _Job) -> None:
-        task, masking = job.task, job.masking
+        task = job.task
         window = min(self.compute.buffered_blocks, task.window or self.compute.buffered_blocks)
         with job.changed:
             if job.cancelled:
                 return
             job.state = JobState.RUNNING
-        head = task.head()
-        if head is not None:
-            self._publish(job, "null", masking.encode("null", head))
-        for index in range(task.blocks_total):
-            with job.changed:
-                job.changed.wait_for(partial(_may_compute, job, index, window))
-                if job.cancelled:
-                    return
-            part = f"block/{index}"
-            payload = masking.encode(part, task.block(index))
-            self._publish(job, part, payload, done=index + 1)
+        streamed = {spec.part: spec for spec in job.contract.streamed}
+        if Null in streamed:
+            self._publish(job, Null(), streamed[Null], task.head())
+        if Block in streamed:
+            for index in range(task.blocks_total):
+                with job.changed:
+                    job.changed.wait_for(partial(_may_compute, job, index, window))
+                    if job.cancelled:
+                        return
+                arrays = task.block(index)
+                self._publish(job, Block(index), streamed[Block], arrays, done=index + 1)
         with job.changed:
             if not job.cancelled:
                 job.state = JobState.COMPLETE
             job.changed.notify_all()
 
-    @staticmethod
-    def _publish(job: _Job, part: str, payload: bytes, *, done: int | None = None) -> None:
+    def _publish(
+        self, job: _Job, part: Part, spec: PartSpec, arrays: Arrays, *, done: int | None = None
+    ) -> None:
+        spec.check_answer(arrays, job.task.dims(part), part)
+        payload = self._released(job, part, spec, arrays)
         with job.changed:
             if job.cancelled:
                 return
-            job.results[part] = payload
+            job.results[part.path] = payload
             if done is not None:
                 job.blocks_done = done
             job.changed.notify_all()

@@ -14,7 +14,7 @@ from genofed.node.dataset import NodeDataset
 from genofed.node.settings import NodeSettings, load_settings
 from genofed.node.tls import create_certificate
 from genofed.protocol.cards import read_card
-from genofed.protocol.masking import IdentityKey, parse_public_key
+from genofed.protocol.secagg import IdentityKey, parse_public_key
 from genofed.protocol.tls import is_loopback
 
 __all__ = ["NodeInit", "init_node", "trust_peers"]

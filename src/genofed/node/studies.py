@@ -18,16 +18,18 @@ from pathlib import Path
 
 from genofed.errors import InputError, ProtocolError
 from genofed.node.settings import AggregationSection, NodeSettings
-from genofed.protocol.aggregation import MaskedRound, signed_key_message, signed_study_key
 from genofed.protocol.cards import read_card
-from genofed.protocol.masking import (
+from genofed.protocol.messages import SecureAggregation, SignedKey
+from genofed.protocol.secagg import (
     IdentityKey,
+    MaskedRound,
     StudyKey,
     parse_public_key,
     sign_study_key,
+    signed_key_message,
+    signed_study_key,
     verify_study_keys,
 )
-from genofed.protocol.messages import SecureAggregation, SignedKey
 
 __all__ = ["StudyKeys", "trusted_peers"]
 

@@ -1,4 +1,4 @@
-"""JSON messages between coordinator and node, and the versioned job catalogue.
+"""JSON messages between coordinator and node; the catalogue's entries are generated.
 
 No model here has a field that could carry one person's value: responses
 hold counts, names, digests and job states. Aggregate arrays travel
@@ -8,7 +8,7 @@ separately, in the codec of :mod:`genofed.protocol.codec`.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -23,31 +23,26 @@ from genofed.errors import (
 
 __all__ = [
     "API_PREFIX",
-    "CATALOGUE",
     "FAMILIES",
-    "MAX_LD_WINDOW",
+    "ArraySummary",
+    "Base64",
+    "ColumnName",
     "Computation",
     "CovariateSetInfo",
     "DatasetDescription",
-    "JobRequest",
+    "JobBase",
     "JobState",
     "JobStatus",
-    "LinearGwasJob",
-    "LinearGwasParameters",
-    "LogisticGwasJob",
-    "LogisticGwasParameters",
-    "PcaJob",
-    "PcaParameters",
+    "PartSummary",
     "SecureAggregation",
     "ServiceInfo",
+    "SetName",
     "SignedKey",
+    "StudyId",
     "StudyKeyRequest",
-    "VariantQcJob",
-    "VariantQcParameters",
 ]
 
 API_PREFIX = "/api/v1"
-MAX_LD_WINDOW = 10_000  # variants in a pca job's LD-pruning window (96 bytes per pair, masked)
 
 # Error families a node names in its error bodies, so the coordinator raises the same one.
 FAMILIES: tuple[type[GenofedError], ...] = (
@@ -67,6 +62,7 @@ RoundLabel = Annotated[str, StringConstraints(min_length=1, max_length=64, patte
 Base64 = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9+/=]+$")
 ]
+SetName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")]
 
 
 class _Message(BaseModel):
@@ -125,14 +121,6 @@ class DatasetDescription(_Message):
     covariate_sets: dict[str, CovariateSetInfo] = Field(default_factory=dict)
 
 
-class LinearGwasParameters(_Message):
-    """Parameters of ``linear-gwas`` version 1."""
-
-    phenotype: ColumnName
-    covariates: list[ColumnName] = Field(default_factory=list, max_length=64)
-    block_size: int = Field(ge=1, le=65_536)
-
-
 class StudyKeyRequest(_Message):
     """Ask a node for its per-study key; the coordinator picks the study id."""
 
@@ -160,133 +148,50 @@ class SecureAggregation(_Message):
     keys: list[SignedKey] = Field(min_length=1, max_length=64)
 
 
-class LogisticGwasParameters(_Message):
-    """Parameters of ``logistic-gwas`` version 1: a 0/1 phenotype, as for ``linear-gwas``."""
+class JobBase(_Message):
+    """A job request: a computation of the catalogue, its version, parameters and masking.
 
-    phenotype: ColumnName
-    covariates: list[ColumnName] = Field(default_factory=list, max_length=64)
-    block_size: int = Field(ge=1, le=65_536)
-
-
-class VariantQcParameters(_Message):
-    """Parameters of ``variant-qc`` version 1.
-
-    Without a phenotype the counts cover every genotyped sample; with one, the
-    samples that have it and every covariate (the cohort of a GWAS of it).
+    Each contract of :mod:`genofed.protocol.computations` makes its own
+    subclass, with its name, version and parameters model.
     """
 
-    block_size: int = Field(ge=1, le=65_536)
-    phenotype: ColumnName | None = None
-    covariates: list[ColumnName] = Field(default_factory=list, max_length=64)
-
-
-class PcaParameters(_Message):
-    """Parameters of ``pca`` version 1; the variants and their standardisation come as arrays.
-
-    ``name`` is the covariate set the node stores its samples' scores under,
-    ``run`` the identifier recorded with it (the coordinator's study id).
-    """
-
-    components: int = Field(ge=1, le=100)
-    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")] = "pcs"
-    run: StudyId
-
-
-class LinearGwasJob(_Message):
-    """A ``linear-gwas`` job: its version, parameters and masking."""
-
-    computation: Literal["linear-gwas"]
-    version: Literal[1]
-    parameters: LinearGwasParameters
+    computation: str
+    version: int
+    parameters: Any
     aggregation: SecureAggregation
 
 
-class LogisticGwasJob(_Message):
-    """A ``logistic-gwas`` job: its version, parameters and masking."""
+class ArraySummary(_Message):
+    """One array of a part in the catalogue: its name, kind and shape (named dimensions)."""
 
-    computation: Literal["logistic-gwas"]
-    version: Literal[1]
-    parameters: LogisticGwasParameters
-    aggregation: SecureAggregation
-
-
-class VariantQcJob(_Message):
-    """A ``variant-qc`` job: its version, parameters and masking."""
-
-    computation: Literal["variant-qc"]
-    version: Literal[1]
-    parameters: VariantQcParameters
-    aggregation: SecureAggregation
+    name: str
+    kind: str
+    shape: list[str]
+    doc: str = ""
 
 
-class PcaJob(_Message):
-    """A ``pca`` job: its version, parameters and masking."""
+class PartSummary(_Message):
+    """One part of a computation in the catalogue: how it is obtained and what it releases."""
 
-    computation: Literal["pca"]
-    version: Literal[1]
-    parameters: PcaParameters
-    aggregation: SecureAggregation
-
-
-# A job from the catalogue, told apart by its computation name.
-JobRequest = Annotated[
-    LinearGwasJob | LogisticGwasJob | VariantQcJob | PcaJob, Field(discriminator="computation")
-]
+    path: str
+    obtained: Literal["streamed", "asked"]
+    of_block: bool  # about the streamed block of the same index
+    summary: str
+    request: list[ArraySummary]
+    answer: list[ArraySummary]
+    release: str
+    rules: list[str]
 
 
 class Computation(_Message):
-    """One entry of the node's catalogue."""
+    """One entry of the node's catalogue, generated from the computation's contract."""
 
     name: str
     version: int
     description: str
-    results: list[str]
-
-
-CATALOGUE = (
-    Computation(
-        name="linear-gwas",
-        version=1,
-        description=(
-            "Sufficient statistics of a linear-regression GWAS, masked for secure aggregation: "
-            "C'C, C'y, y'y and n once, then C'g, g'g, g'y and the missing-call count per "
-            "variant, and the missing-call samples' own sums of the variants asked for."
-        ),
-        results=["null", "block/{index}", "block/{index}/missing"],
-    ),
-    Computation(
-        name="logistic-gwas",
-        version=1,
-        description=(
-            "Sums of an exact logistic-regression GWAS with PLINK 2's Firth fallback, masked "
-            "for secure aggregation: per round, X'(y - mu), X'WX, the log-likelihood and the "
-            "Firth score correction of the variants asked for, at the coefficients asked for."
-        ),
-        results=["block/{index}", "block/{index}/round/{number}"],
-    ),
-    Computation(
-        name="variant-qc",
-        version=1,
-        description=(
-            "Genotype counts per variant over all genotyped samples: ALT dosage 0, 1, 2 and "
-            "missing, for allele frequencies, missing-call rates and Hardy-Weinberg tests."
-        ),
-        results=["block/{index}"],
-    ),
-    Computation(
-        name="pca",
-        version=1,
-        description=(
-            "Principal components of the standardised genotypes of the variants asked for: "
-            "LD-pruning sums over pairs of them (samples called at both, genotype sums and "
-            "products), then per round X'(X Q) for the coordinator's block Q, all masked; "
-            "then each node stores its own samples' scores as a covariate set (never sent) "
-            "and returns only their sums, and the mean and covariance of two components "
-            "over its samples, for a picture."
-        ),
-        results=["variants", "ld/{index}", "keep", "product/{number}", "scores", "summary"],
-    ),
-)
+    parameters: dict[str, Any]  # JSON schema of the parameters
+    parts: list[PartSummary]
+    rules: list[str]  # checked before a job is accepted
 
 
 class JobState(StrEnum):

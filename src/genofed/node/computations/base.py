@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
 from genofed.errors import GenofedError
+from genofed.node.dataset import NodeDataset
+from genofed.protocol.contract import Arrays, Contract, Part
 
 __all__ = ["Arrays", "NotReady", "Task", "UnknownPart"]
-
-Arrays = dict[str, npt.NDArray[np.generic]]
 
 
 class UnknownPart(GenofedError):
@@ -23,10 +24,14 @@ class NotReady(GenofedError):
 
 
 class Task:
-    """One job's work at this node.
+    """One job's work at this node: it answers exactly the parts of its contract.
 
     Parameters
     ----------
+    dataset
+        The node's data.
+    parameters
+        The job's parameters, of the contract's parameters model.
     included
         The samples the job computes over, in .fam order: the cohort the
         disclosure rules judge.
@@ -34,12 +39,18 @@ class Task:
         How many ``block/<i>`` parts the job streams.
     """
 
+    contract: ClassVar[Contract]
     window: int | None = None  # most blocks computed ahead (None: the node's buffered_blocks)
-    # Parts answered unmasked: this node's own aggregate, which the computation's
-    # description in the catalogue declares (e.g. a PCA's per-node summary for a picture).
-    released: frozenset[str] = frozenset()
 
-    def __init__(self, included: npt.NDArray[np.bool_], blocks_total: int) -> None:
+    def __init__(
+        self,
+        dataset: NodeDataset,
+        parameters: Any,
+        included: npt.NDArray[np.bool_],
+        blocks_total: int,
+    ) -> None:
+        self.dataset = dataset
+        self.parameters = parameters
         self.included = included
         self.blocks_total = blocks_total
         self.groups: dict[str, int] = {}  # e.g. cases and controls, for the min_count rule
@@ -49,25 +60,37 @@ class Task:
         """Samples in the cohort."""
         return int(self.included.sum())
 
-    def head(self) -> Arrays | None:
-        """Compute the ``null`` part, first of all; None if the computation has none."""
-        return None
+    def dims(
+        self, part: Part, request: Mapping[str, npt.NDArray[np.generic]] | None = None
+    ) -> dict[str, int]:
+        """Return the sizes of a part's named dimensions here, before its arrays are read."""
+        return self.contract.dims(
+            self.parameters, part, request, variants=len(self.dataset.variants), **self.state()
+        )
+
+    def state(self) -> dict[str, int]:
+        """Sizes the job fixed in earlier parts (e.g. the variants a PCA kept)."""
+        return {}
+
+    def head(self) -> Arrays:
+        """Compute the ``null`` part, first of all, if the contract streams one."""
+        raise NotImplementedError
 
     def block(self, index: int) -> Arrays:
         """Compute the ``block/<index>`` part; called in order, on the job's worker thread."""
         raise NotImplementedError
 
-    def answer(self, part: str, request: Mapping[str, npt.NDArray[np.generic]]) -> Arrays:
-        """Compute a part asked for with arrays (``block/<i>/...``), once the block is streamed.
+    def answer(self, part: Part, request: Mapping[str, npt.NDArray[np.generic]]) -> Arrays:
+        """Compute a part asked for with arrays, which the contract has checked.
 
         Raises
         ------
         UnknownPart
             If the computation has no such part.
         genofed.errors.ProtocolError
-            If the request's arrays are not what the part needs.
+            If the request's arrays do not fit what the part needs.
         """
-        raise UnknownPart(f"no result {part!r} can be asked for with arrays")
+        raise UnknownPart(f"{self.contract.name} has no part {part} to ask for")
 
     def release(self, index: int) -> None:
         """Forget what is kept for blocks before ``index``: the coordinator has them."""

@@ -1,9 +1,6 @@
-"""``linear-gwas`` version 1: the sums of an exact linear-regression GWAS.
+"""``linear-gwas``: the sums of an exact linear-regression GWAS at this node.
 
-Parts: ``null`` (C'C, C'y, y'y, n), ``block/<i>`` (C'g, g'g, g'y and the
-missing-call count per variant) and, asked for with the variants that need
-them, ``block/<i>/missing`` (the missing-call samples' own sums). See
-:mod:`genofed.protocol.linreg`.
+See :mod:`genofed.protocol.computations.linear_gwas` for its parts.
 """
 
 from __future__ import annotations
@@ -14,13 +11,18 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from genofed.errors import ProtocolError
 from genofed.kernels.linreg import LinearDesign, VariantSums, local_null_sums
 from genofed.node.computations.base import Arrays, Task, UnknownPart
 from genofed.node.dataset import NodeDataset
-from genofed.protocol.codec import block_rows
-from genofed.protocol.linreg import block_arrays, missing_arrays, null_arrays
-from genofed.protocol.messages import LinearGwasParameters
+from genofed.protocol.computations import linear_gwas
+from genofed.protocol.computations.linear_gwas import (
+    BlockMissing,
+    LinearGwasParameters,
+    block_arrays,
+    missing_arrays,
+    null_arrays,
+)
+from genofed.protocol.contract import Part
 
 __all__ = ["LinearTask"]
 
@@ -28,11 +30,13 @@ __all__ = ["LinearTask"]
 class LinearTask(Task):
     """A linear-regression GWAS of one phenotype on covariates, at this node."""
 
+    contract = linear_gwas.CONTRACT
+
     def __init__(self, dataset: NodeDataset, parameters: LinearGwasParameters) -> None:
-        self.dataset = dataset
         self.inputs = dataset.linear_inputs(parameters.phenotype, parameters.covariates)
         self.block_size = parameters.block_size
-        super().__init__(self.inputs.included, -(-len(dataset.variants) // self.block_size))
+        blocks = -(-len(dataset.variants) // self.block_size)
+        super().__init__(dataset, parameters, self.inputs.included, blocks)
         self._design: LinearDesign | None = None
         self._kept: dict[int, VariantSums] = {}  # blocks with a missing call, until released
         self._lock = threading.Lock()
@@ -56,21 +60,14 @@ class LinearTask(Task):
                 self._kept[index] = sums
         return block_arrays(sums)
 
-    def answer(self, part: str, request: Mapping[str, npt.NDArray[np.generic]]) -> Arrays:
+    def answer(self, part: Part, request: Mapping[str, npt.NDArray[np.generic]]) -> Arrays:
         """Return ``block/<i>/missing`` of the ``variants`` asked for (zeros if none is here)."""
-        prefix, _, number = part.partition("/")
-        index_text, _, name = number.partition("/")
-        if prefix != "block" or not index_text.isdigit() or name != "missing":
-            raise UnknownPart(f"linear-gwas has no result {part!r} to ask for")
-        index = int(index_text)
-        width = min(self.block_size, len(self.dataset.variants) - index * self.block_size)
-        if set(request) != {"variants"}:
-            raise ProtocolError(f"{part} is asked for with one array 'variants'")
-        variants = block_rows(request.get("variants"), width=width, what=part)
+        if not isinstance(part, BlockMissing):
+            raise UnknownPart(f"linear-gwas has no part {part} to ask for")
         with self._lock:
-            sums = self._kept.get(index)
-        k = self.inputs.covariates.shape[1]
-        return missing_arrays(sums, variants, k=k)
+            sums = self._kept.get(part.index)
+        variants = request["variants"].astype(np.intp)
+        return missing_arrays(sums, variants, k=self.inputs.covariates.shape[1])
 
     def release(self, index: int) -> None:
         """Drop the missing-call sums kept for blocks before ``index``."""

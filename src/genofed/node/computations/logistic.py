@@ -1,16 +1,9 @@
-"""``logistic-gwas`` version 1: the sums of an exact logistic-regression GWAS.
+"""``logistic-gwas``: PLINK 2's logistic regression sums, round by round, at this node.
 
-Parts: ``block/<i>`` (nothing but the signal that block i is decoded and
-kept) and, asked for with a round request, ``block/<i>/round/<j>``: the
-node's :class:`~genofed.kernels.logistic.RoundSums` of the variants and
-coefficients requested (:mod:`genofed.protocol.logistic`). The coordinator
-runs PLINK 2's Newton iteration and Firth fallback on the sums of all nodes.
-
-For the score-test mode, also ``null/round/<j>`` (the covariates-only model's
-sums at the coefficients asked for) and ``block/<i>/score`` (each variant's
-score-test sums at the null model's coefficients) and, asked for with the
-variants that have a missing call somewhere in the federation,
-``block/<i>/score/missing`` (their missing-call samples' sums).
+The node decodes each block of variants for its cohort (``block/<i>``) and
+keeps it while the coordinator iterates on it; each round's sums are asked
+for with the coefficients of the variants still being fitted. See
+:mod:`genofed.protocol.computations.logistic_gwas` for the parts.
 """
 
 from __future__ import annotations
@@ -31,16 +24,20 @@ from genofed.kernels.logistic import (
 )
 from genofed.node.computations.base import Arrays, NotReady, Task, UnknownPart
 from genofed.node.dataset import NodeDataset
-from genofed.protocol.logistic import (
-    coefficients_from_arrays,
+from genofed.protocol.computations import logistic_gwas
+from genofed.protocol.computations.logistic_gwas import (
+    BlockRound,
+    BlockScore,
+    BlockScoreMissing,
+    LogisticGwasParameters,
+    NullRound,
     missing_score_arrays,
-    missing_score_request_from_arrays,
     null_arrays,
     request_from_arrays,
     score_arrays,
     sums_arrays,
 )
-from genofed.protocol.messages import LogisticGwasParameters
+from genofed.protocol.contract import Part
 
 __all__ = ["LogisticTask"]
 
@@ -48,14 +45,15 @@ __all__ = ["LogisticTask"]
 class LogisticTask(Task):
     """A logistic-regression GWAS of one 0/1 phenotype on covariates, at this node."""
 
+    contract = logistic_gwas.CONTRACT
     window = 2  # decoded blocks kept: each is (variants x samples) int8
 
     def __init__(self, dataset: NodeDataset, parameters: LogisticGwasParameters) -> None:
-        self.dataset = dataset
         inputs = dataset.binary_inputs(parameters.phenotype, parameters.covariates)
         self.design = logistic_design(inputs.covariates, inputs.phenotype, inputs.included)
         self.block_size = parameters.block_size
-        super().__init__(inputs.included, -(-len(dataset.variants) // self.block_size))
+        blocks = -(-len(dataset.variants) // self.block_size)
+        super().__init__(dataset, parameters, inputs.included, blocks)
         cases = int(self.design.phenotype.sum())
         self.groups = {"cases": cases, "controls": self.samples - cases}
         self._kept: dict[int, LogisticBlock] = {}
@@ -70,32 +68,26 @@ class LogisticTask(Task):
             self._kept[index] = LogisticBlock(dosages)
         return {}
 
-    def answer(self, part: str, request: Mapping[str, npt.NDArray[np.generic]]) -> Arrays:
+    def answer(self, part: Part, request: Mapping[str, npt.NDArray[np.generic]]) -> Arrays:
         """Answer a round of a block, a round of the null model, or a block's score test."""
-        fields = part.split("/")
-        k = self.design.n_covariates
-        if len(fields) == 3 and fields[:2] == ["null", "round"] and fields[2].isdigit():
-            coefficients = coefficients_from_arrays(request, k=k)
+        if isinstance(part, NullRound):
+            coefficients = request["coefficients"].astype(np.float64)
             return null_arrays(local_null_logistic_sums(self.design, coefficients))
-        if fields[0] != "block" or len(fields) < 3 or not fields[1].isdigit():
-            raise UnknownPart(f"logistic-gwas has no result {part!r} to ask for")
+        if not isinstance(part, BlockRound | BlockScore | BlockScoreMissing):
+            raise UnknownPart(f"logistic-gwas has no part {part} to ask for")
         with self._lock:
-            block = self._kept.get(int(fields[1]))
+            block = self._kept.get(part.index)
         if block is None:
-            raise NotReady(f"block {fields[1]} is not decoded")
-        if fields[2:] == ["score"]:
-            coefficients = coefficients_from_arrays(request, k=k)
+            raise NotReady(f"block {part.index} is not decoded")
+        if isinstance(part, BlockRound):
+            return sums_arrays(local_round(self.design, block, request_from_arrays(request)))
+        coefficients = request["coefficients"].astype(np.float64)
+        if isinstance(part, BlockScore):
             return score_arrays(local_score_sums(self.design, coefficients, block))
-        if fields[2:] == ["score", "missing"]:
-            coefficients, variants = missing_score_request_from_arrays(
-                request, k=k, width=block.n_variants, part=part
-            )
-            sums = local_missing_score_sums(self.design, coefficients, block, variants)
-            return missing_score_arrays(sums)
-        if len(fields) != 4 or fields[2] != "round" or not fields[3].isdigit():
-            raise UnknownPart(f"logistic-gwas has no result {part!r} to ask for")
-        round_request = request_from_arrays(request, width=block.n_variants, p=k + 1)
-        return sums_arrays(local_round(self.design, block, round_request))
+        variants = request["variants"].astype(np.intp)
+        return missing_score_arrays(
+            local_missing_score_sums(self.design, coefficients, block, variants)
+        )
 
     def release(self, index: int) -> None:
         """Drop the decoded blocks before ``index``."""

@@ -8,8 +8,8 @@ from genofed._version import __version__
 from genofed.node.deps import Caller, Dataset, Settings
 from genofed.node.disclosure import reported_count
 from genofed.protocol.codec import ARRAY_MEDIA_TYPE, encode_arrays
+from genofed.protocol.computations import CATALOGUE
 from genofed.protocol.messages import (
-    CATALOGUE,
     Computation,
     DatasetDescription,
     Organization,

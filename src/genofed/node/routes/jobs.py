@@ -11,7 +11,8 @@ from genofed.errors import ProtocolError
 from genofed.node.deps import Caller, Jobs
 from genofed.node.jobs import request_digest as _digest
 from genofed.protocol.codec import ARRAY_MEDIA_TYPE, decode_arrays
-from genofed.protocol.messages import JobRequest, JobStatus
+from genofed.protocol.computations import JobRequest
+from genofed.protocol.messages import JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -41,7 +42,7 @@ def result(
     caller: Caller,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0.0,
 ) -> Response:
-    """Fetch ``null`` or ``block/<i>``, waiting up to ``wait`` seconds for it."""
+    """Fetch a part the node computes ahead (``null``, ``block/<i>``), waiting up to ``wait`` s."""
     payload = jobs.result(job_id, part, wait=wait, user=caller.user)
     blocks_done = jobs.status(job_id, user=caller.user).blocks_done
     return Response(
@@ -60,9 +61,10 @@ def result(
     },
 )
 async def ask(job_id: str, part: str, jobs: Jobs, caller: Caller, http: Request) -> Response:
-    """Ask for a part that needs arrays, e.g. ``block/<i>/missing`` with the variants wanted.
+    """Ask for a part with arrays, e.g. ``block/<i>/missing`` with the variants wanted.
 
-    The body is named arrays in the node's array codec; each part is answered once.
+    The body is named arrays in the node's array codec, as the computation's
+    contract declares them (``GET /catalogue``); each part is answered once.
     """
     body = await http.body()
     if len(body) > MAX_REQUEST_BYTES:

@@ -17,15 +17,10 @@ import numpy.typing as npt
 
 from genofed.errors import ProtocolError
 from genofed.protocol.codec import decode_arrays, encode_arrays
-from genofed.protocol.masking import (
-    SignedStudyKey,
-    StudyKey,
-    mask_arrays,
-    rings_from_arrays,
-    rings_to_arrays,
-    unmask_sum,
-)
 from genofed.protocol.messages import SignedKey
+from genofed.protocol.secagg.keys import SignedStudyKey, StudyKey
+from genofed.protocol.secagg.masks import mask_arrays, unmask_sum
+from genofed.protocol.secagg.ring import rings_from_arrays, rings_to_arrays
 
 __all__ = ["MaskedRound", "signed_key_message", "signed_study_key", "sum_masked"]
 
