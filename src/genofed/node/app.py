@@ -54,6 +54,7 @@ _UNPROCESSABLE: dict[int | str, dict[str, Any]] = {
 def create_app(settings: NodeSettings, dataset: NodeDataset | None = None) -> FastAPI:
     """Build a node's application; the dataset is opened here unless given."""
     state = settings.node.state_dir or settings.data.bfile.parent
+    state.mkdir(parents=True, exist_ok=True)
     data = dataset or NodeDataset(
         settings.data.bfile, settings.data.phenotypes, state / "covariate-sets"
     )

@@ -107,21 +107,39 @@ class NodeSettings(_Section):
 
     @model_validator(mode="after")
     def _absolute_paths(self) -> NodeSettings:
-        paths = [self.data.bfile, self.data.phenotypes]
+        paths = [self.data.bfile, self.data.phenotypes, *self.access.trusted_issuers]
+        if self.node.state_dir:
+            paths.append(self.node.state_dir)
         if self.node.identity_key:
             paths.append(self.node.identity_key)
         if self.aggregation.peers:
             paths.append(self.aggregation.peers)
         if self.tls:
             paths += [self.tls.certificate, self.tls.key]
+        if self.audit.database and "://" not in self.audit.database:
+            paths.append(Path(self.audit.database))
         for path in paths:
             if not path.is_absolute():
-                raise ValueError(f"data paths must be absolute after loading, got {path}")
+                raise ValueError(f"paths must be absolute after loading, got {path}")
         return self
 
 
+# The paths in node.toml, by section; a relative one is taken from node.toml's directory.
+_PATHS = {
+    "node": ("state_dir", "identity_key"),
+    "data": ("bfile", "phenotypes"),
+    "tls": ("certificate", "key"),
+    "aggregation": ("peers",),
+}
+
+
 def load_settings(path: Path) -> NodeSettings:
-    """Read ``node.toml``; relative data paths are taken from the file's directory.
+    """Read ``node.toml``; every relative path in it is taken from the file's directory.
+
+    The working directory does not matter: data files, the state directory
+    (by default node.toml's directory), the identity key, TLS files, the peers
+    directory, trusted issuers and a SQLite audit database all come back as
+    absolute paths.
 
     Raises
     ------
@@ -129,31 +147,28 @@ def load_settings(path: Path) -> NodeSettings:
         Naming the file and each key that is missing, unknown or invalid.
     """
     path = Path(path)
+    here = path.parent.resolve()
     document = read_toml(path)
+
+    def resolved(value: object) -> object:
+        return str((here / value).resolve()) if isinstance(value, str) else value
+
     node = document.get("node")
     if isinstance(node, dict):
-        node.setdefault("state_dir", str(path.parent))
-    sections = (
-        ("node", ("state_dir", "identity_key")),
-        ("data", ("bfile", "phenotypes")),
-        ("tls", ("certificate", "key")),
-        ("aggregation", ("peers",)),
-    )
-    for section, keys in sections:
+        node.setdefault("state_dir", str(here))
+    for section, keys in _PATHS.items():
         table = document.get(section)
         if isinstance(table, dict):
             for key in keys:
-                if isinstance(table.get(key), str):
-                    table[key] = str((path.parent / table[key]).resolve())
-    audit = document.get("audit")
-    database = audit.get("database") if isinstance(audit, dict) else None
-    if isinstance(audit, dict) and isinstance(database, str) and "://" not in database:
-        audit["database"] = str((path.parent / audit["database"]).resolve())
+                if key in table:
+                    table[key] = resolved(table[key])
     access = document.get("access")
     if isinstance(access, dict) and isinstance(access.get("trusted_issuers"), list):
-        access["trusted_issuers"] = [
-            str((path.parent / p).resolve()) if isinstance(p, str) else p
-            for p in access["trusted_issuers"]
-        ]
+        access["trusted_issuers"] = [resolved(p) for p in access["trusted_issuers"]]
+    audit = document.get("audit")
+    if isinstance(audit, dict):
+        database = audit.get("database")
+        if isinstance(database, str) and database.strip() and "://" not in database:
+            audit["database"] = resolved(database)
     settings: NodeSettings = validated(NodeSettings, document, path)
     return settings
