@@ -25,9 +25,11 @@ from genofed.protocol.secagg import (
     IdentityKey,
     MaskedRound,
     StudyKey,
+    mask_arrays,
     rings_from_arrays,
     sign_study_key,
-    sum_masked,
+    unmask_sum,
+    unmask_verified,
 )
 
 JOB: dict[str, Any] = {
@@ -94,10 +96,31 @@ def masked_job(
 
 
 def unmask(payload: bytes, part: str, peer: MaskedRound) -> dict[str, npt.NDArray[np.float64]]:
-    """Add the peer's masked zeros to the node's masked part: the node's own sums."""
+    """Add the peer's masked zeros to the node's masked part: the node's own sums.
+
+    When the peer verifies the round, it also lifts the gate the node added for it.
+    """
     rings = rings_from_arrays(decode_arrays(payload))
     zeros = {
         name: np.zeros(ring.shape, dtype=np.int64 if ring.fraction_bits == 0 else np.float64)
         for name, ring in rings.items()
     }
-    return sum_masked({"node": payload, peer.me: peer.encode(part, zeros)})
+    own = mask_arrays(
+        zeros,
+        me=peer.me,
+        study_key=peer.study_key,
+        peers=peer.peers,
+        study_id=peer.study_id,
+        round_label=f"{peer.round_label}:{part}",
+    )
+    if peer.verifier != peer.me:
+        return unmask_sum([rings, own])
+    node = next(name for name in peer.peers if name != peer.me)
+    return unmask_verified(
+        {node: rings, peer.me: own},
+        me=peer.me,
+        study_key=peer.study_key,
+        peers=peer.peers,
+        study_id=peer.study_id,
+        round_label=f"{peer.round_label}:{part}",
+    )

@@ -79,7 +79,8 @@ def test_node__offers_only_the_catalogue(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {p.removeprefix(API_PREFIX) for p in paths} == {
         "/service-info", "/dataset", "/dataset/variants", "/catalogue", "/studies",
-        "/jobs", "/jobs/{job_id}", "/jobs/{job_id}/results/{part}", "/jobs/{job_id}/cancel",
+        "/jobs", "/jobs/{job_id}", "/jobs/{job_id}/results/{part}", "/jobs/{job_id}/totals/{part}",
+        "/jobs/{job_id}/cancel",
     }  # fmt: skip
     assert [c["name"] for c in client.get("/catalogue").json()] == [
         "linear-gwas",

@@ -66,6 +66,7 @@ OPERATIONS = [
         ("GET", "/jobs/{job_id}"),
         ("GET", "/jobs/{job_id}/results/{part}"),
         ("POST", "/jobs/{job_id}/results/{part}"),
+        ("POST", "/jobs/{job_id}/totals/{part}"),
         ("POST", "/jobs/{job_id}/cancel"),
     )
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import ssl
 import time
@@ -18,6 +20,7 @@ from genofed.protocol.cards import PublicCard
 from genofed.protocol.codec import ARRAY_MEDIA_TYPE, decode_arrays, encode_arrays
 from genofed.protocol.messages import (
     API_PREFIX,
+    SIGNATURE_HEADER,
     DatasetDescription,
     JobBase,
     JobStatus,
@@ -89,11 +92,33 @@ class NodeClient:
         body = StudyKeyRequest(study_id=study_id).model_dump(mode="json")
         return self._model(SignedKey, self._call("POST", "/studies", json=body))
 
-    def ask(self, job_id: str, part: str, arrays: Mapping[str, npt.ArrayLike]) -> bytes:
-        """Ask for a part that needs arrays (e.g. ``block/3/missing``); return its payload."""
-        return self._call(
+    def ask(
+        self, job_id: str, part: str, arrays: Mapping[str, npt.ArrayLike]
+    ) -> tuple[bytes, bytes]:
+        """Ask for a part that needs arrays (e.g. ``block/3/missing``).
+
+        Returns its payload and the node's signature on it (empty for a part
+        that is not a verified sum).
+        """
+        response = self._call(
             "POST",
             f"/jobs/{job_id}/results/{part}",
+            content=encode_arrays(arrays),
+            headers={"Content-Type": ARRAY_MEDIA_TYPE},
+        )
+        return response.content, self._signature(response)
+
+    def total(
+        self, job_id: str, part: str, contributions: Mapping[str, tuple[bytes, bytes]]
+    ) -> bytes:
+        """Hand the round's verifier every participant's signed part; return the release."""
+        arrays: dict[str, npt.NDArray[np.uint8]] = {}
+        for node, (payload, signature) in contributions.items():
+            arrays[f"payload:{node}"] = np.frombuffer(payload, dtype=np.uint8)
+            arrays[f"signature:{node}"] = np.frombuffer(signature, dtype=np.uint8)
+        return self._call(
+            "POST",
+            f"/jobs/{job_id}/totals/{part}",
             content=encode_arrays(arrays),
             headers={"Content-Type": ARRAY_MEDIA_TYPE},
         ).content
@@ -112,8 +137,8 @@ class NodeClient:
         with contextlib.suppress(NodeError):
             self._call("POST", f"/jobs/{job_id}/cancel")
 
-    def result(self, job_id: str, part: str, *, timeout: float) -> tuple[bytes, int]:
-        """Wait for a result part and return it with the job's count of blocks done.
+    def result(self, job_id: str, part: str, *, timeout: float) -> tuple[bytes, bytes, int]:
+        """Wait for a result part; return it, the node's signature and the blocks done.
 
         Raises
         ------
@@ -127,7 +152,8 @@ class NodeClient:
                 "GET", f"/jobs/{job_id}/results/{part}", params={"wait": wait}, allow=(409,)
             )
             if response.status_code == 200:
-                return response.content, int(response.headers.get("Genofed-Blocks-Done", 0))
+                blocks = int(response.headers.get("Genofed-Blocks-Done", 0))
+                return response.content, self._signature(response), blocks
             status = self.status(job_id)
             if status.state.value in ("EXECUTOR_ERROR", "CANCELED"):
                 reason = status.error or "the job was cancelled"
@@ -160,6 +186,17 @@ class NodeClient:
                 f"node {self.name} refused access: {detail}", status=response.status_code
             )
         raise NodeError(f"node {self.name} answered {response.status_code}: {detail}")
+
+    def _signature(self, response: httpx.Response) -> bytes:
+        value = response.headers.get(SIGNATURE_HEADER)
+        if not value:
+            return b""
+        try:
+            return base64.b64decode(value, validate=True)
+        except binascii.Error as exc:
+            raise ProtocolError(
+                f"node {self.name} sent a {SIGNATURE_HEADER} header that is not base64"
+            ) from exc
 
     def _model(self, model: type[Model], response: httpx.Response) -> Model:
         try:

@@ -29,9 +29,9 @@ from genofed.protocol.codec import decode_arrays
 from genofed.protocol.contract import Arrays, Contract, Part, PartSpec, Release, Totals
 from genofed.protocol.messages import DatasetDescription, SecureAggregation, SignedKey
 from genofed.protocol.secagg import (
+    choose_verifier,
     parse_public_key,
     signed_study_key,
-    sum_masked,
     verify_study_keys,
 )
 
@@ -110,20 +110,25 @@ class Round:
 
         self.each(submit)
 
+    @property
+    def verifier(self) -> str:
+        """The participant that verifies this round's parts."""
+        return choose_verifier(self.aggregation.study_id, self.aggregation.round, self.names)
+
     def fetch(self, part: Part, *, done: dict[str, int] | None = None) -> Totals:
-        """Fetch a part the nodes compute ahead from every node; return the checked totals.
+        """Fetch a part the nodes compute ahead from every node; return the released total.
 
         ``done`` is updated with each node's count of blocks done.
         """
         spec = self._spec(part)
 
-        def fetch(client: NodeClient) -> bytes:
-            payload, blocks = client.result(
+        def fetch(client: NodeClient) -> tuple[bytes, bytes]:
+            payload, signature, blocks = client.result(
                 self.jobs[client.name], part.path, timeout=RESULT_TIMEOUT_SECONDS
             )
             if done is not None:
                 done[client.name] = max(done.get(client.name, 0), blocks)
-            return payload
+            return payload, signature
 
         return self._read(part, spec, self._dims(part, None), self.each(fetch))
 
@@ -135,8 +140,8 @@ class Round:
         spec = self._spec(part)
         request = {name: np.asarray(value) for name, value in arrays.items()}
         dims = spec.check_request(request, self._dims(part, request, **state), part)
-        payloads = self.each(lambda c: c.ask(self.jobs[c.name], part.path, request))
-        return self._read(part, spec, dims, payloads)
+        answers = self.each(lambda c: c.ask(self.jobs[c.name], part.path, request))
+        return self._read(part, spec, dims, answers)
 
     def ask_released(
         self, part: Part, arrays: Mapping[str, npt.ArrayLike], **state: int
@@ -147,9 +152,9 @@ class Round:
             raise ProtocolError(f"{part} is not released as one node's aggregate")
         request = {name: np.asarray(value) for name, value in arrays.items()}
         dims = spec.check_request(request, self._dims(part, request, **state), part)
-        payloads = self.each(lambda c: c.ask(self.jobs[c.name], part.path, request))
+        answers = self.each(lambda c: c.ask(self.jobs[c.name], part.path, request))
         released = {}
-        for name, payload in zip(self.names, payloads, strict=True):
+        for name, (payload, _) in zip(self.names, answers, strict=True):
             try:
                 arrays_of_node = decode_arrays(payload)
                 spec.check_answer(arrays_of_node, dims, part)
@@ -179,18 +184,26 @@ class Round:
         )
 
     def _read(
-        self, part: Part, spec: PartSpec, dims: dict[str, int], payloads: list[bytes]
-    ) -> Arrays:
-        """Sum a masked part's payloads and check the totals; an instruction answers nothing."""
+        self, part: Part, spec: PartSpec, dims: dict[str, int], answers: list[tuple[bytes, bytes]]
+    ) -> Totals:
+        """Have the verifier check and total every node's signed part; an instruction is empty."""
         if spec.release is Release.NOTHING:
-            for name, payload in zip(self.names, payloads, strict=True):
+            for name, (payload, _) in zip(self.names, answers, strict=True):
                 if decode_arrays(payload):
                     raise ProtocolError(f"node {name} answered {part} with arrays")
             return {}
-        if spec.release is not Release.MASKED_SUM:
+        if spec.release is not Release.VERIFIED_SUM:
             raise ProtocolError(f"{part} is released per node; use ask_released")
-        totals = sum_masked(dict(zip(self.names, payloads, strict=True)))
-        return spec.read_totals(totals, dims, part)
+        contributions = dict(zip(self.names, answers, strict=True))
+        verifier = next(c for c in self.clients if c.name == self.verifier)
+        try:
+            released = verifier.total(self.jobs[verifier.name], part.path, contributions)
+        except NodeError as exc:
+            raise _Dropout(verifier.name, exc) from exc
+        try:
+            return spec.read_released(decode_arrays(released), dims, part)
+        except ProtocolError as exc:
+            raise ProtocolError(f"node {verifier.name} (the verifier): {exc}") from exc
 
 
 class Study:

@@ -11,11 +11,21 @@ for from the time its block is computed until the block is released.
 
 Every request and every answer is checked against the contract (names,
 kinds and shapes of the arrays). What leaves the node is what the part's
-spec releases: a masked sum for the job's round of secure aggregation, each
-part masked once (asking again with the same arrays returns the same bytes,
-with other arrays is refused); this node's own aggregate where the contract
-declares one (a PCA's per-node mean and covariance of two components); or
-nothing for an instruction.
+spec releases:
+
+* a verified sum: the answer masked for the job's round of secure
+  aggregation, gated for the round's verifier and signed with the node's
+  identity key, each part masked once (asking again with the same arrays
+  returns the same bytes, with other arrays is refused). The verifier, one
+  of the participants, is handed every node's signed part (:meth:`JobManager.total`),
+  checks them, and releases their total under the part's rules; as
+  verifier, a node first checks every parameter a request derives from
+  earlier totals against its own replay of the computation;
+* this node's own aggregate where the contract declares one (a PCA's
+  per-node mean and covariance of two components);
+* nothing, for an instruction (e.g. which variants a PCA uses); each node's
+  signatures bind the instructions it followed, so the verifier notices a
+  node that was told something else.
 """
 
 from __future__ import annotations
@@ -45,7 +55,7 @@ from genofed.protocol.computations import JobRequest, contract
 from genofed.protocol.computations._parts import Block, Null
 from genofed.protocol.contract import Arrays, Contract, Part, PartSpec, Release
 from genofed.protocol.messages import JobState, JobStatus
-from genofed.protocol.secagg import MaskedRound
+from genofed.protocol.secagg import MaskedRound, PartContext
 
 __all__ = ["JobManager", "NotReady", "UnknownJob", "request_digest"]
 
@@ -55,6 +65,15 @@ UnknownJob = UnknownPart  # no job, or no such result of a job
 
 _TERMINAL = {JobState.COMPLETE, JobState.EXECUTOR_ERROR, JobState.CANCELED}
 KEPT_ANSWER_BYTES = 64 << 20  # answers a job keeps for a repeated request, beyond its blocks
+_NO_REQUEST = hashlib.sha256(b"").hexdigest()  # what a streamed part's signature names
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a node sends for one part: its payload and, for a verified sum, its signature."""
+
+    payload: bytes
+    signature: bytes = b""
 
 
 @dataclass
@@ -69,12 +88,28 @@ class _Job:
     blocks_done: int = 0
     released: int = 0  # blocks below this index were fetched and dropped
     error: str | None = None
-    results: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
+    results: OrderedDict[str, Answer] = field(default_factory=OrderedDict)
     asked: dict[str, str] = field(default_factory=dict)  # part -> digest of the request arrays
+    instructions: dict[str, str] = field(default_factory=dict)  # followed: part -> digest
+    signed: dict[str, PartContext] = field(default_factory=dict)  # what each signature binds
+    dims: dict[str, dict[str, int]] = field(default_factory=dict)  # sizes of each asked part
+    released_totals: dict[str, bytes] = field(default_factory=dict)  # as the verifier
     cancelled: bool = False
     changed: threading.Condition = field(default_factory=threading.Condition)
     answering: threading.Lock = field(default_factory=threading.Lock)
     reported_groups: dict[str, int | None] = field(default_factory=dict)
+
+    def state_digest(self) -> str:
+        """Digest of the instructions this node followed in the job so far."""
+        listing = "".join(
+            f"{path}\0{digest}\n" for path, digest in sorted(self.instructions.items())
+        )
+        return hashlib.sha256(listing.encode()).hexdigest()
+
+    @property
+    def verifying(self) -> bool:
+        """Whether this node verifies the job's round."""
+        return self.masking.me == self.masking.verifier
 
     def status(self) -> JobStatus:
         return JobStatus(
@@ -148,7 +183,7 @@ class JobManager:
         """Return the state and progress of one of ``user``'s jobs."""
         return self._job(job_id, user).status()
 
-    def result(self, job_id: str, path: str, *, wait: float, user: str) -> bytes:
+    def result(self, job_id: str, path: str, *, wait: float, user: str) -> Answer:
         """Return a streamed part (``null`` or ``block/<i>``), waiting up to ``wait`` seconds.
 
         Fetching block ``i`` releases the blocks before it.
@@ -186,7 +221,7 @@ class JobManager:
         request: Mapping[str, npt.NDArray[np.generic]],
         *,
         user: str,
-    ) -> bytes:
+    ) -> Answer:
         """Return a part asked for with arrays, checked against the contract and masked once.
 
         Raises
@@ -196,7 +231,8 @@ class JobManager:
         NotReady
             If the block is not computed yet.
         ProtocolError
-            If the arrays do not fit the part, or differ from those it was answered for.
+            If the arrays do not fit the part, or differ from those it was answered for,
+            or (as the round's verifier) differ from what this node recomputes.
         """
         job = self._job(job_id, user)
         part, spec = self._parse(job, path)
@@ -226,13 +262,61 @@ class JobManager:
                         raise UnknownJob(f"{part} of job {job_id} was answered and released")
                     return job.results[path]
             dims = spec.check_request(request, job.task.dims(part, request), part)
+            if job.verifying:
+                job.task.check_request(part, request)
             arrays = job.task.answer(part, request)
             spec.check_answer(arrays, dims, part)
-            payload = self._released(job, part, spec, arrays)
+            answer = self._released(job, part, spec, arrays, digest)
             with job.changed:
-                job.results[path], job.asked[path] = payload, digest
+                job.results[path], job.asked[path], job.dims[path] = answer, digest, dims
+                if spec.release is Release.NOTHING:
+                    job.instructions[path] = digest
                 self._keep_answers_bounded(job)
-            return payload
+            return answer
+
+    def total(
+        self,
+        job_id: str,
+        path: str,
+        contributions: Mapping[str, tuple[bytes, bytes]],
+        *,
+        user: str,
+    ) -> bytes:
+        """As the round's verifier, check every participant's signed part and release the total.
+
+        ``contributions`` maps each participant to its masked payload and its
+        signature. The total is released once, under the part's rules, and
+        the same bytes are returned if it is asked for again.
+
+        Raises
+        ------
+        UnknownJob
+            If the job or part does not exist.
+        ProtocolError
+            If this node is not the verifier, this node has not answered the
+            part itself, or a participant's part is missing, not signed for
+            the same request and instructions, or malformed.
+        """
+        job = self._job(job_id, user)
+        part, spec = self._parse(job, path)
+        if spec.release is not Release.VERIFIED_SUM:
+            raise ProtocolError(f"{part} of job {job_id} is not a verified sum")
+        with job.answering:
+            released = job.released_totals.get(path)
+            if released is not None:
+                return released
+            context = job.signed.get(path)
+            if context is None:
+                raise ProtocolError(
+                    f"node {job.masking.me} has not answered {part} of job {job_id} itself yet"
+                )
+            dims = job.dims.get(path) or job.task.dims(part)
+            totals = spec.read_totals(job.masking.total(context, contributions), dims, part)
+            arrays = job.task.release_totals(part, totals)
+            released = encode_arrays(spec.read_released(arrays, dims, part))
+            job.released_totals[path] = released
+            logger.info("job %s: released the verified total of %s", job.id, part)
+            return released
 
     def cancel(self, job_id: str, *, user: str | None = None) -> JobStatus:
         """Stop a job (one of ``user``'s, unless None); its results are dropped."""
@@ -242,7 +326,7 @@ class JobManager:
             if job.state not in _TERMINAL:
                 job.state = JobState.CANCELED
             job.results.clear()
-            job.task.release(job.task.blocks_total)
+            job.task.forget(job.task.blocks_total)
             job.changed.notify_all()
         return job.status()
 
@@ -275,32 +359,36 @@ class JobManager:
         return None
 
     @staticmethod
-    def _released(job: _Job, part: Part, spec: PartSpec, arrays: Arrays) -> bytes:
-        """Encode what leaves the node: masked, this node's declared aggregate, or nothing."""
-        if spec.release is Release.MASKED_SUM:
-            return job.masking.encode(part.path, arrays)
-        return encode_arrays(arrays)
+    def _released(job: _Job, part: Part, spec: PartSpec, arrays: Arrays, request: str) -> Answer:
+        """Encode what leaves the node: signed and masked, this node's own aggregate, or nothing."""
+        if spec.release is not Release.VERIFIED_SUM:
+            return Answer(encode_arrays(arrays))
+        payload = job.masking.encode(part.path, arrays)
+        context = job.masking.context(part.path, request, job.state_digest())
+        job.signed[part.path] = context
+        return Answer(payload, job.masking.sign(context, payload))
 
     @staticmethod
     def _keep_answers_bounded(job: _Job) -> None:
         """Drop the oldest kept answers beyond the job's budget (lock held); digests stay."""
         streamed = {p for p in job.results if job.contract.parse(p)[1].streamed}
         kept = [p for p in job.results if p not in streamed]
-        total = sum(len(job.results[p]) for p in kept)
+        total = sum(len(job.results[p].payload) for p in kept)
         for path in kept[:-1]:
             if total <= KEPT_ANSWER_BYTES:
                 break
-            total -= len(job.results.pop(path))
+            total -= len(job.results.pop(path).payload)
 
     @staticmethod
     def _release(job: _Job, index: int) -> None:
         """Drop blocks before ``index`` and every part asked for about them (lock held)."""
-        for path in list(job.results):
+        for path in list(job.results) + list(job.signed) + list(job.released_totals):
             part, spec = job.contract.parse(path)
             block = getattr(part, "index", None) if spec.streamed or spec.of_block else None
             if block is not None and block < index:
-                del job.results[path]
-        job.task.release(index)
+                for kept in (job.results, job.signed, job.dims, job.released_totals):
+                    kept.pop(path, None)
+        job.task.forget(index)
         job.released = index
         job.changed.notify_all()
 
@@ -349,11 +437,11 @@ class JobManager:
         self, job: _Job, part: Part, spec: PartSpec, arrays: Arrays, *, done: int | None = None
     ) -> None:
         spec.check_answer(arrays, job.task.dims(part), part)
-        payload = self._released(job, part, spec, arrays)
+        answer = self._released(job, part, spec, arrays, _NO_REQUEST)
         with job.changed:
             if job.cancelled:
                 return
-            job.results[part.path] = payload
+            job.results[part.path] = answer
             if done is not None:
                 job.blocks_done = done
             job.changed.notify_all()

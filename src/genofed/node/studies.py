@@ -143,7 +143,15 @@ class StudyKeys:
                     "are never reused, so a rerun needs a new round label"
                 )
             study.rounds.add(aggregation.round)
-        return MaskedRound(self.name, study.key, peers, study_id, aggregation.round)
+        return MaskedRound(
+            self.name,
+            study.key,
+            peers,
+            study_id,
+            aggregation.round,
+            identity=self._identity,
+            trusted={name: self._trusted[name] for name in peers},
+        )
 
 
 def trusted_peers(directory: Path | None, *, me: str) -> dict[str, bytes]:

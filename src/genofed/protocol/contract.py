@@ -134,11 +134,19 @@ class Array:
 
 
 class Release(StrEnum):
-    """What leaves the node when it answers a part."""
+    """What leaves the node when it answers a part.
 
-    MASKED_SUM = "masked-sum"  # masked for secure aggregation: only the federation's sum reads
-    NODE_AGGREGATE = "node-aggregate"  # this node's own aggregate, unmasked, as declared
-    NOTHING = "nothing"  # an instruction: the answer holds no arrays
+    ``VERIFIED_SUM``: the node masks its answer for secure aggregation and
+    signs it; the round's verifier (one of the participants) checks every
+    node's signed answer, sums them and releases the total under the part's
+    rules. ``NODE_AGGREGATE``: this node's own aggregate, unmasked, as the
+    contract declares it. ``NOTHING``: an instruction, whose answer holds no
+    arrays; it changes what the node computes next.
+    """
+
+    VERIFIED_SUM = "verified-sum"
+    NODE_AGGREGATE = "node-aggregate"
+    NOTHING = "nothing"
 
 
 class Rule(StrEnum):
@@ -159,15 +167,24 @@ class PartSpec:
     the arrays it is asked for with otherwise. A part ``of_block`` is about
     the streamed block ``index``: it can be asked for once that block is
     computed, and no longer once the coordinator has moved past the block.
+    ``answer`` is what each node sends, and ``released`` what the verifier
+    releases of their total (the same arrays unless the part's rules
+    withhold or replace some).
     """
 
     part: type[Part]
     summary: str
     answer: tuple[Array, ...]
     request: tuple[Array, ...] | None = None
-    release: Release = Release.MASKED_SUM
+    release: Release = Release.VERIFIED_SUM
     rules: tuple[Rule, ...] = (Rule.MIN_PARTICIPANTS,)
     of_block: bool = False
+    released: tuple[Array, ...] | None = None  # what the verifier releases, if not the answer
+
+    @property
+    def release_arrays(self) -> tuple[Array, ...]:
+        """The arrays the federation's total is released as."""
+        return self.answer if self.released is None else self.released
 
     @property
     def streamed(self) -> bool:
@@ -202,24 +219,29 @@ class PartSpec:
     def read_totals(
         self, totals: Mapping[str, npt.NDArray[np.generic]], dims: Mapping[str, int], part: Part
     ) -> Totals:
-        """Check the federation's totals of this part; return them with counts as integers.
+        """Check the federation's totals of this part's answer; counts become integers.
 
-        Totals arrive as floating-point numbers; counts, and flags (whose
-        total is the number of nodes that set them), are rounded to int64.
+        Counts, and flags (whose total is the number of nodes that set them),
+        are read as int64, everything else as float64.
 
         Raises
         ------
         ProtocolError
-            If the totals do not have the part's arrays and shapes.
+            If the totals do not have the part's answer arrays and shapes.
         """
-        what = f"the totals of {part} hold"
-        _check(self.answer, totals, dims, what, finite=False, kinds=False)
-        return {
-            spec.name: np.asarray(totals[spec.name], dtype=np.float64)
-            if spec.kind is Kind.FLOAT
-            else np.rint(totals[spec.name]).astype(np.int64)
-            for spec in self.answer
-        }
+        return _read(self.answer, totals, dims, f"the totals of {part} hold")
+
+    def read_released(
+        self, released: Mapping[str, npt.NDArray[np.generic]], dims: Mapping[str, int], part: Part
+    ) -> Totals:
+        """Check what the verifier released of this part, as :meth:`read_totals` does.
+
+        Raises
+        ------
+        ProtocolError
+            If the release does not have the part's released arrays and shapes.
+        """
+        return _read(self.release_arrays, released, dims, f"the release of {part} holds")
 
     def summary_message(self) -> PartSummary:
         """Describe this part for the catalogue."""
@@ -230,6 +252,7 @@ class PartSpec:
             summary=self.summary,
             request=[a.summary() for a in self.request or ()],
             answer=[a.summary() for a in self.answer],
+            released=[a.summary() for a in self.release_arrays],
             release=self.release.value,
             rules=[r.value for r in self.rules],
         )
@@ -399,6 +422,21 @@ def _check(
         if kinds and spec.kind is Kind.INDEX:
             _check_index(spec, value, bound, what)
     return bound
+
+
+def _read(
+    specs: Sequence[Array],
+    arrays: Mapping[str, npt.NDArray[np.generic]],
+    dims: Mapping[str, int],
+    what: str,
+) -> Totals:
+    _check(specs, arrays, dims, what, finite=False, kinds=False)
+    return {
+        spec.name: np.asarray(arrays[spec.name], dtype=np.float64)
+        if spec.kind is Kind.FLOAT
+        else np.rint(np.asarray(arrays[spec.name], dtype=np.float64)).astype(np.int64)
+        for spec in specs
+    }
 
 
 def _check_index(

@@ -24,6 +24,7 @@ from genofed.errors import (
 __all__ = [
     "API_PREFIX",
     "FAMILIES",
+    "SIGNATURE_HEADER",
     "ArraySummary",
     "Base64",
     "ColumnName",
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 API_PREFIX = "/api/v1"
+SIGNATURE_HEADER = "Genofed-Signature"  # a node's signature on a masked part, base64
 
 # Error families a node names in its error bodies, so the coordinator raises the same one.
 FAMILIES: tuple[type[GenofedError], ...] = (
@@ -178,7 +180,8 @@ class PartSummary(_Message):
     of_block: bool  # about the streamed block of the same index
     summary: str
     request: list[ArraySummary]
-    answer: list[ArraySummary]
+    answer: list[ArraySummary]  # what each node sends
+    released: list[ArraySummary]  # what is released of the federation's total
     release: str
     rules: list[str]
 

@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from genofed.errors import GenofedError
 from genofed.node.dataset import NodeDataset
-from genofed.protocol.contract import Arrays, Contract, Part
+from genofed.protocol.contract import Arrays, Contract, Part, Totals
 
 __all__ = ["Arrays", "NotReady", "Task", "UnknownPart"]
 
@@ -92,5 +92,26 @@ class Task:
         """
         raise UnknownPart(f"{self.contract.name} has no part {part} to ask for")
 
-    def release(self, index: int) -> None:
+    def check_request(self, part: Part, request: Mapping[str, npt.NDArray[np.generic]]) -> None:
+        """As the round's verifier, check what a request derives from earlier totals.
+
+        A node that verifies the round replays the computation on the totals
+        it released, and refuses a request whose parameters (coefficients,
+        variant selections, bases ...) differ from those it recomputes. By
+        default a request holds nothing derived.
+
+        Raises
+        ------
+        genofed.errors.ProtocolError
+            Naming the check that failed.
+        """
+
+    def release_totals(self, part: Part, totals: Totals) -> Arrays:
+        """As the round's verifier, release the federation's totals of a part under its rules.
+
+        By default the totals are released as they are.
+        """
+        return dict(totals)
+
+    def forget(self, index: int) -> None:
         """Forget what is kept for blocks before ``index``: the coordinator has them."""

@@ -69,7 +69,7 @@ class LinearTask(Task):
         variants = request["variants"].astype(np.intp)
         return missing_arrays(sums, variants, k=self.inputs.covariates.shape[1])
 
-    def release(self, index: int) -> None:
+    def forget(self, index: int) -> None:
         """Drop the missing-call sums kept for blocks before ``index``."""
         with self._lock:
             for old in [i for i in self._kept if i < index]:

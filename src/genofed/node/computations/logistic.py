@@ -89,7 +89,7 @@ class LogisticTask(Task):
             local_missing_score_sums(self.design, coefficients, block, variants)
         )
 
-    def release(self, index: int) -> None:
+    def forget(self, index: int) -> None:
         """Drop the decoded blocks before ``index``."""
         with self._lock:
             for old in [i for i in self._kept if i < index]:

@@ -76,13 +76,16 @@ One round (:mod:`.rounds`)
 
 from genofed.protocol.secagg.keys import (
     IdentityKey,
+    PartContext,
     SignedStudyKey,
     StudyKey,
     parse_public_key,
+    sign_part,
     sign_study_key,
+    verify_part,
     verify_study_keys,
 )
-from genofed.protocol.secagg.masks import mask, mask_arrays, unmask_sum
+from genofed.protocol.secagg.masks import mask, mask_arrays, unmask_sum, unmask_verified
 from genofed.protocol.secagg.ring import (
     FRACTION_BITS,
     MAX_MAGNITUDE,
@@ -98,6 +101,7 @@ from genofed.protocol.secagg.ring import (
 )
 from genofed.protocol.secagg.rounds import (
     MaskedRound,
+    choose_verifier,
     signed_key_message,
     signed_study_key,
     sum_masked,
@@ -109,9 +113,11 @@ __all__ = [
     "MAX_PARTICIPANTS",
     "IdentityKey",
     "MaskedRound",
+    "PartContext",
     "RingArray",
     "SignedStudyKey",
     "StudyKey",
+    "choose_verifier",
     "decode_fixed",
     "decode_integer",
     "encode_fixed",
@@ -122,10 +128,13 @@ __all__ = [
     "ring_sum",
     "rings_from_arrays",
     "rings_to_arrays",
+    "sign_part",
     "sign_study_key",
     "signed_key_message",
     "signed_study_key",
     "sum_masked",
     "unmask_sum",
+    "unmask_verified",
+    "verify_part",
     "verify_study_keys",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -27,16 +28,20 @@ from genofed.errors import InputError, ProtocolError
 
 __all__ = [
     "IdentityKey",
+    "PartContext",
     "SignedStudyKey",
     "StudyKey",
     "parse_public_key",
+    "sign_part",
     "sign_study_key",
+    "verify_part",
     "verify_study_keys",
 ]
 
 _KEY_BYTES = 32
 _SIGNATURE_BYTES = 64
 _STUDY_KEY_CONTEXT = b"genofed study key v1"
+_PART_CONTEXT = b"genofed signed part v1"
 
 
 class IdentityKey:
@@ -330,3 +335,61 @@ def verify_study_keys(
             ) from exc
         verified[node] = key.public_key
     return verified
+
+
+@dataclass(frozen=True)
+class PartContext:
+    """What a node's signature on one masked part binds it to.
+
+    ``request`` is the digest of the arrays the part was asked for with, and
+    ``state`` the digest of the instructions the node had followed in the job
+    before it (e.g. which variants a PCA uses), so that a verifier can tell
+    whether every node computed the same thing.
+    """
+
+    study_id: str
+    round_label: str
+    part: str
+    request: str
+    state: str
+
+    def message(self, node: str, payload: bytes) -> bytes:
+        """Return the bytes a node signs: this context, its name, its payload's digest."""
+        return _frame(
+            _PART_CONTEXT,
+            self.study_id.encode(),
+            self.round_label.encode(),
+            node.encode(),
+            self.part.encode(),
+            self.request.encode(),
+            self.state.encode(),
+            hashlib.sha256(payload).digest(),
+        )
+
+
+def sign_part(identity: IdentityKey, node: str, context: PartContext, payload: bytes) -> bytes:
+    """Sign one masked part with the node's identity key."""
+    return identity._sign(context.message(node, payload))
+
+
+def verify_part(
+    trusted: bytes, node: str, context: PartContext, payload: bytes, signature: bytes
+) -> None:
+    """Check a node's signature on one masked part against the identity key trusted for it.
+
+    Raises
+    ------
+    ProtocolError
+        Naming the node, if the signature does not verify: the part was altered,
+        is another node's, or was computed for another request or state.
+    """
+    try:
+        Ed25519PublicKey.from_public_bytes(trusted).verify(
+            signature, context.message(node, payload)
+        )
+    except (InvalidSignature, ValueError) as exc:
+        raise ProtocolError(
+            f"the {context.part} part of node {node} is not signed by its trusted identity key "
+            "for this request and these instructions (altered, another node's, or computed for "
+            "something else)"
+        ) from exc

@@ -33,11 +33,12 @@ from genofed.protocol.secagg.ring import (
     ring_add,
 )
 
-__all__ = ["mask", "mask_arrays", "unmask_sum"]
+__all__ = ["mask", "mask_arrays", "unmask_sum", "unmask_verified"]
 
 _SEED_BYTES = 32  # a ChaCha20 key
 _CHUNK = 1 << 15  # elements masked per pass, so that keystreams stay in cache
 _MASK_CONTEXT = b"genofed pairwise mask v1"
+_GATE_CONTEXT = b"genofed verifier gate v1"
 _HKDF_SALT = b"genofed secure aggregation v1"
 
 
@@ -110,31 +111,59 @@ def _pairs(me: str, study_key: StudyKey, peers: Mapping[str, bytes]) -> _Pairs:
 
 
 def _mask(
-    ring: RingArray, me: str, pairs: _Pairs, *, study_id: str, round_label: str, array_name: str
+    ring: RingArray,
+    me: str,
+    pairs: _Pairs,
+    *,
+    study_id: str,
+    round_label: str,
+    array_name: str,
+    verifier: str | None = None,
 ) -> RingArray:
-    labels = _frame(
-        _MASK_CONTEXT,
+    labels = _labels(ring, pairs, study_id=study_id, round_label=round_label, name=array_name)
+    streams: list[tuple[bool, CipherContext, CipherContext]] = []
+    for peer, secret, first_key, second_key in pairs.peers:
+        seed = _seed(_MASK_CONTEXT, labels, me, peer, secret, first_key, second_key)
+        streams.append((me < peer, _keystream(seed, 0), _keystream(seed, 1)))
+        if peer == verifier:  # a gate only the verifier can lift, on top of the pairwise masks
+            seed = _seed(_GATE_CONTEXT, labels, me, peer, secret, first_key, second_key)
+            streams.append((True, _keystream(seed, 0), _keystream(seed, 1)))
+    lo, hi = _flat_copies(ring)
+    _add_masks(lo, hi, streams)
+    return RingArray(lo.reshape(ring.shape), hi.reshape(ring.shape), ring.fraction_bits)
+
+
+def _labels(ring: RingArray, pairs: _Pairs, *, study_id: str, round_label: str, name: str) -> bytes:
+    return _frame(
         study_id.encode(),
         round_label.encode(),
-        array_name.encode(),
+        name.encode(),
         ",".join(map(str, ring.shape)).encode(),
         str(ring.fraction_bits).encode(),
         pairs.participants,
     )
-    streams: list[tuple[bool, CipherContext, CipherContext]] = []
-    for peer, secret, first_key, second_key in pairs.peers:
-        names = sorted([me, peer])
-        transcript = _frame(labels, names[0].encode(), names[1].encode(), first_key, second_key)
-        seed = HKDF(
-            algorithm=hashes.SHA256(),
-            length=_SEED_BYTES,
-            salt=_HKDF_SALT,
-            info=hashlib.sha256(transcript).digest(),
-        ).derive(secret)
-        streams.append((me < peer, _keystream(seed, 0), _keystream(seed, 1)))
-    lo, hi = _flat_copies(ring)
-    _add_masks(lo, hi, streams)
-    return RingArray(lo.reshape(ring.shape), hi.reshape(ring.shape), ring.fraction_bits)
+
+
+def _seed(
+    context: bytes,
+    labels: bytes,
+    me: str,
+    peer: str,
+    secret: bytes,
+    first_key: bytes,
+    second_key: bytes,
+) -> bytes:
+    """Both nodes of a pair derive the same seed for the same context and labels."""
+    names = sorted([me, peer])
+    transcript = _frame(
+        context, labels, names[0].encode(), names[1].encode(), first_key, second_key
+    )
+    return HKDF(
+        algorithm=hashes.SHA256(),
+        length=_SEED_BYTES,
+        salt=_HKDF_SALT,
+        info=hashlib.sha256(transcript).digest(),
+    ).derive(secret)
 
 
 def _other_participants(
@@ -196,6 +225,7 @@ def mask_arrays(
     peers: Mapping[str, bytes],
     study_id: str,
     round_label: str,
+    verifier: str | None = None,
 ) -> dict[str, RingArray]:
     """Encode and mask each named array of one contribution, under its own name.
 
@@ -206,6 +236,11 @@ def mask_arrays(
         ``FRACTION_BITS``, integer and boolean arrays stay exact.
     me, study_key, peers, study_id, round_label
         As for :func:`mask`.
+    verifier
+        The participant that verifies the round, if any: a node other than it
+        adds one more keystream, from its seed shared with the verifier, so
+        that the sum of all contributions stays masked for anyone but the
+        verifier (:func:`unmask_verified`).
 
     Returns
     -------
@@ -228,7 +263,13 @@ def mask_arrays(
         except InputError as exc:
             raise InputError(f"array {name!r}: {exc}") from exc
         masked[name] = _mask(
-            ring, me, pairs, study_id=study_id, round_label=round_label, array_name=name
+            ring,
+            me,
+            pairs,
+            study_id=study_id,
+            round_label=round_label,
+            array_name=name,
+            verifier=verifier,
         )
     return masked
 
@@ -283,3 +324,60 @@ def unmask_sum(
             except ProtocolError as exc:
                 raise ProtocolError(f"array {name!r} of {source}: {exc}") from exc
     return {name: decode_fixed(total) for name, total in totals.items()}
+
+
+def unmask_verified(
+    contributions: Mapping[str, Mapping[str, RingArray]],
+    *,
+    me: str,
+    study_key: StudyKey,
+    peers: Mapping[str, bytes],
+    study_id: str,
+    round_label: str,
+) -> dict[str, FloatArray]:
+    """Sum every participant's masked arrays and lift the gates: the verifier's total.
+
+    Each participant but the verifier (``me``) added a keystream seeded from
+    its pair secret with the verifier (``mask_arrays(..., verifier=me)``);
+    the verifier derives each of them and subtracts it from the sum.
+
+    Raises
+    ------
+    ProtocolError
+        As for :func:`unmask_sum`, or if a participant's contribution is
+        missing, another one is there, or two hold different arrays.
+    """
+    pairs = _pairs(me, study_key, peers)
+    expected = {me, *(peer for peer, *_ in pairs.peers)}
+    if set(contributions) != expected:
+        raise ProtocolError(
+            f"the round's contributions come from {', '.join(sorted(contributions))}, but its "
+            f"participants are {', '.join(sorted(expected))}; nothing was summed"
+        )
+    names = sorted(contributions[me])
+    for source, arrays in contributions.items():
+        if sorted(arrays) != names:
+            raise ProtocolError(
+                f"{source} holds arrays {sorted(arrays)}, but {me} holds {names}; nothing "
+                "was summed"
+            )
+    totals: dict[str, FloatArray] = {}
+    for name in names:
+        total = contributions[me][name]
+        for source, arrays in contributions.items():
+            if source != me:
+                try:
+                    total = ring_add(total, arrays[name])
+                except ProtocolError as exc:
+                    raise ProtocolError(f"array {name!r} of {source}: {exc}") from exc
+        labels = _labels(total, pairs, study_id=study_id, round_label=round_label, name=name)
+        streams = []
+        for peer, secret, first, second in pairs.peers:
+            seed = _seed(_GATE_CONTEXT, labels, me, peer, secret, first, second)
+            streams.append((False, _keystream(seed, 0), _keystream(seed, 1)))
+        lo, hi = _flat_copies(total)
+        _add_masks(lo, hi, streams)
+        totals[name] = decode_fixed(
+            RingArray(lo.reshape(total.shape), hi.reshape(total.shape), total.fraction_bits)
+        )
+    return totals
