@@ -37,8 +37,45 @@ def test_disclosure__cohorts_differing_by_a_few_samples_are_refused(
     ledger.admit("alice", cohort(200))  # the same cohort again is fine
     with pytest.raises(DisclosureError, match="node EE refused: rule min_difference"):
         ledger.admit("alice", cohort(200, dropped=[17]))
-    ledger.admit("bob", cohort(200, dropped=[17]))  # differencing is per user
-    ledger.admit("alice", cohort(200, dropped=list(range(10))))
+    with pytest.raises(DisclosureError, match="rule min_difference"):
+        ledger.admit("bob", cohort(200, dropped=[17]))  # a second passport: the same ledger
+    ledger.admit("bob", cohort(200, dropped=list(range(10))))
+
+
+def test_disclosure__a_per_user_ledger_lets_a_second_passport_difference(tmp_path: Path) -> None:
+    rules = RULES.model_copy(update={"disabled": ["node-ledger"]})
+    ledger = DisclosureLedger(tmp_path / "ledger.sqlite3", rules, node="EE")
+    ledger.admit("alice", cohort(200))
+    ledger.admit("bob", cohort(200, dropped=[17]))
+
+
+def test_disclosure__a_cohort_is_computed_over_one_set_of_nodes_and_one_rerun(
+    ledger: DisclosureLedger,
+) -> None:
+    ledger.admit("alice", cohort(200), ["EE", "DE", "PT"])
+    ledger.admit("bob", cohort(200), ["DE", "EE", "PT"])  # the same set, in any order
+    with pytest.raises(DisclosureError, match=r"rule reruns: .* nodes DE, EE, PT; .* EE, ES"):
+        ledger.admit("alice", cohort(200), ["EE", "ES"])
+    ledger.admit("alice", cohort(200), ["EE", "DE"])  # a rerun after PT dropped out
+    ledger.admit("alice", cohort(200), ["EE", "DE"])
+    with pytest.raises(DisclosureError, match="computed over 2 participant sets already"):
+        ledger.admit("alice", cohort(200), ["EE", "PT"])
+    ledger.admit("alice", cohort(200, dropped=list(range(10))), ["EE", "PT"])  # another cohort
+
+
+def test_disclosure__reruns_can_be_forbidden(tmp_path: Path) -> None:
+    rules = RULES.model_copy(update={"reruns": 0, "query_budget": 100})
+    ledger = DisclosureLedger(tmp_path / "ledger.sqlite3", rules, node="EE")
+    ledger.admit("alice", cohort(200), ["EE", "DE", "PT"])
+    with pytest.raises(DisclosureError, match="rule reruns"):
+        ledger.admit("alice", cohort(200), ["EE", "DE"])
+
+
+def test_disclosure__without_the_participant_rule_any_set_is_answered(tmp_path: Path) -> None:
+    rules = RULES.model_copy(update={"disabled": ["participant-sets"], "query_budget": 100})
+    ledger = DisclosureLedger(tmp_path / "ledger.sqlite3", rules, node="EE")
+    for nodes in (["EE", "DE"], ["EE", "PT"], ["EE", "ES"]):
+        ledger.admit("alice", cohort(200), nodes)
 
 
 def test_disclosure__budget_is_per_user_and_survives_a_restart(tmp_path: Path) -> None:

@@ -69,6 +69,12 @@ def create_app(settings: NodeSettings, dataset: NodeDataset | None = None) -> Fa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for defence in settings.disclosure.disabled:
+            logger.warning(
+                "node %s: the %s defence is switched off ([disclosure] disabled); this is for "
+                "showing attacks in tests, never for a node in a federation",
+                settings.node.name, defence,
+            )  # fmt: skip
         logger.info(
             "node %s serves dataset %s: %d samples, %d variants",
             settings.node.name, settings.node.dataset_id, len(data.iids), len(data.variants),

@@ -158,7 +158,7 @@ class JobManager:
         task = TASKS[request.computation](self.dataset, request.parameters)
         masking = self.studies.admit(request.aggregation, user=user)
         self.ledger.check_groups(**task.groups)
-        self.ledger.admit(user, task.included)
+        self.ledger.admit(user, task.included, masking.participants)
         job = _Job(
             secrets.token_hex(8), user, request, contract(request.computation), task, masking
         )
