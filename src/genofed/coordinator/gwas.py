@@ -324,7 +324,14 @@ def check_covariates(null: NullSums, names: Sequence[str]) -> None:
             f"covariates {names[i]!r} and {names[j]!r} are collinear (correlation "
             f"{correlation[i, j]:.4f}, above PLINK 2's --max-corr {MAX_CORRELATION}); remove one"
         )
-    vif = np.diag(np.linalg.pinv(correlation))
+    eigenvalues, eigenvectors = np.linalg.eigh(correlation)
+    if eigenvalues[0] <= 1e-10 * eigenvalues[-1]:  # singular: some covariates add up to another
+        involved = [n for n, w in zip(names, eigenvectors[:, 0], strict=True) if abs(w) > 1e-6]
+        raise InputError(
+            f"covariates {', '.join(map(repr, involved))} are collinear as a group (their "
+            "correlation matrix is singular, an infinite VIF for PLINK 2); remove one of them"
+        )
+    vif = np.diag(np.linalg.inv(correlation))
     worst = int(np.argmax(vif))
     if vif[worst] > MAX_VIF:
         raise InputError(

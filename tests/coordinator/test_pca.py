@@ -1,0 +1,36 @@
+"""A federated PCA over three in-process nodes equals the PCA of the pooled genotypes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from genofed.coordinator.pca import LdPruning, run_pca
+from genofed.io.plink import MISSING_CALL
+from genofed.kernels.qc import genotype_counts, variant_qc
+from tests.coordinator.conftest import Nodes, Researcher
+from tests.coordinator.pooled import Pooled
+
+
+def test_pca__split_over_three_nodes_equals_the_pooled_eigenvalues(
+    nodes: Nodes, researcher: Researcher, pooled: Pooled, tmp_path: Path
+) -> None:
+    components, maf = 3, 0.05
+    run = run_pca(
+        nodes.federation, out=tmp_path / "pcs", components=components, maf=maf,
+        ld=LdPruning(window=0), http=researcher.http,
+    )  # fmt: skip
+    # plink2 --maf 0.05 --pca meanimpute on the pooled samples: standardised ALT counts,
+    # missing calls at the mean, K = X X' / M
+    qc = variant_qc(genotype_counts(pooled.dosages))
+    chosen = np.flatnonzero(qc.minor_allele_frequency >= maf)
+    assert run.variants_used == len(chosen)
+    assert run.samples == {name: rows.stop - rows.start for name, rows in pooled.rows.items()}
+    g = pooled.dosages[:, chosen].astype(np.float64)
+    missing = pooled.dosages[:, chosen] == MISSING_CALL
+    p = qc.alt_frequency[chosen]
+    x = np.where(missing, 0.0, (g - 2 * p) / np.sqrt(2 * p * (1 - p)))
+    expected = np.linalg.eigvalsh(x @ x.T / len(chosen))[::-1][:components]
+    np.testing.assert_allclose(run.result.eigenvalues, expected, rtol=1e-6)
+    assert all(path.exists() for path in run.files.values())
