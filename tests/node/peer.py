@@ -25,6 +25,7 @@ from genofed.protocol.secagg import (
     IdentityKey,
     MaskedRound,
     StudyKey,
+    choose_verifier,
     mask_arrays,
     rings_from_arrays,
     sign_study_key,
@@ -73,15 +74,23 @@ def masked_job(
     round_label: str = "round-1",
     signer: IdentityKey | None = None,
     headers: dict[str, str] | None = None,
+    verifier: str = "peer",
 ) -> tuple[httpx.Response, MaskedRound]:
     """Submit ``job`` masked for the node and ``peer``; return the response and the peer's side.
 
     ``signer`` signs the peer's study key in its place (a substituted key).
+    Unless a ``study_id`` is given, one is drawn for which the round's
+    verifier is ``verifier``: ``"peer"`` (the node is a plain participant)
+    or ``"node"``.
     """
-    study = study_id or secrets.token_hex(16)
-    answer = client.post("/studies", json={"study_id": study}, headers=headers)
-    answer.raise_for_status()
-    node_key = answer.json()
+    for _ in range(64):
+        study = study_id or secrets.token_hex(16)
+        answer = client.post("/studies", json={"study_id": study}, headers=headers)
+        answer.raise_for_status()
+        node_key = answer.json()
+        drawn = choose_verifier(study, round_label, [node_key["node"], peer.name])
+        if study_id or drawn == (peer.name if verifier == "peer" else node_key["node"]):
+            break
     study_key = StudyKey.generate()
     peer_key = sign_study_key(
         signer or peer.identity, study_key, study_id=study, node=peer.name

@@ -34,7 +34,7 @@ EXAMPLES: dict[str, tuple[dict[str, object], list[tuple[Part, Request]]]] = {
         [
             (logistic.NullRound(0), lambda task: {"coefficients": np.zeros(3)}),
             (
-                logistic.BlockRound(0, 0),
+                logistic.BlockRound(0, 0, 0),
                 lambda task: {
                     "variants": np.array([3, 1, 4]),
                     "coefficients": np.zeros((3, 4)),

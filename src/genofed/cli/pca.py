@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genofed.cli._console import TerminalProgress, print_json
 from genofed.cli.gwas import read_passport
-from genofed.coordinator import read_federation
-from genofed.coordinator.pca import LdPruning, PcaRun, run_pca
+
+if TYPE_CHECKING:
+    from genofed.coordinator.pca import PcaRun
+
+# plink2 --indep-pairwise 50 5 0.2: the defaults of genofed.coordinator.pca.LdPruning
+LD_WINDOW, LD_STEP, LD_R2 = 50, 5, 0.2
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -37,17 +41,16 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "(default: %(default)s)"
     )  # fmt: skip
     parser.add_argument("--maf", type=float, help="leave out variants with a lower MAF")
-    defaults = LdPruning()
     parser.add_argument(
-        "--ld-window", type=int, default=defaults.window,
+        "--ld-window", type=int, default=LD_WINDOW,
         help="LD pruning window in variants, as plink2 --indep-pairwise; 0 turns pruning off "
         "(default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
-        "--ld-step", type=int, default=defaults.step, help="window step (default: %(default)s)"
+        "--ld-step", type=int, default=LD_STEP, help="window step (default: %(default)s)"
     )
     parser.add_argument(
-        "--ld-r2", type=float, default=defaults.r2,
+        "--ld-r2", type=float, default=LD_R2,
         help="prune pairs with r2 above it (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
@@ -57,7 +60,6 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-rounds", type=int, default=100, help="most PCA round trips (default: %(default)s)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="random start (default: %(default)s)")
     parser.add_argument(
         "--timeout", type=float, default=120.0, help="seconds per HTTP call (default: %(default)s)"
     )
@@ -82,6 +84,9 @@ def pca_record(run: PcaRun) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the PCA and summarise it."""
+    from genofed import read_federation, run_pca
+    from genofed.coordinator.pca import LdPruning
+
     result = run_pca(
         read_federation(args.federation),
         out=args.out,
@@ -92,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
         ld=LdPruning(args.ld_window, args.ld_step, args.ld_r2),
         tolerance=args.tolerance,
         max_iterations=args.max_rounds,
-        seed=args.seed,
         timeout=args.timeout,
         progress=TerminalProgress(),
     )

@@ -164,6 +164,8 @@ def run_gwas(
         raise InputError(f"the model is 'linear' or 'logistic', not {model!r}")
     if test not in ("wald", "score") or (test == "score" and model != "logistic"):
         raise InputError(f"the test is 'wald', or 'score' for the logistic model, not {test!r}")
+    if not 0 < refine_below <= 1:
+        raise InputError(f"--refine-below {refine_below}: give a p-value threshold in (0, 1]")
     with Study(federation, passport=passport, timeout=timeout, http=http) as study:
         described = study.describe()
         covariate_sets = _check_datasets(described, phenotype, covariates)
@@ -189,11 +191,10 @@ def run_gwas(
         def run(round: Round) -> tuple[GwasTable, dict[str, int]]:
             k = len(covariates) + 1
             if model == "logistic":
-                round.submit(
-                    logistic_gwas.CONTRACT,
-                    LogisticGwasParameters(**parameters.model_dump()),
-                    variants=n_variants,
+                logistic = LogisticGwasParameters.model_validate(
+                    {**parameters.model_dump(), "test": test, "refine_below": refine_below}
                 )
+                round.submit(logistic_gwas.CONTRACT, logistic, variants=n_variants)
                 cases.update({name: round.groups[name].get("cases") for name in round.names})
                 without = [name for name, count in cases.items() if count == 0]
                 if without:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -46,6 +47,7 @@ from genofed.protocol.computations.logistic_gwas import (
     BlockScore,
     BlockScoreMissing,
     NullRound,
+    fits_of,
     missing_score_from_totals,
     null_from_totals,
     request_arrays,
@@ -58,48 +60,56 @@ __all__ = ["solve_logistic_blocks"]
 
 logger = logging.getLogger(__name__)
 
-_PIPELINED = 2048  # fewest variants worth fitting in two halves at once
-
 
 class _BlockRounds:
-    """Evaluate fit_logistic's requests for one block: one masked round trip each.
+    """Evaluate the requests of one block's fits: one verified round trip each.
 
-    Thread-safe, so that two fits can share the block. Every answer also
-    carries each requested variant's counts among its called samples, which
-    do not depend on the coefficients; they are kept for the output.
+    Thread-safe, so that the block's fits run at once, each counting its own
+    rounds. Every answer also carries each requested variant's counts among
+    its called samples, which do not depend on the coefficients; they are
+    kept for the output.
     """
 
     def __init__(self, round: Round, index: int, width: int) -> None:
         self.round = round
         self.index = index
-        self.count = 0  # round trips so far
+        self.count = 0  # round trips so far, over all fits
         self._lock = threading.Lock()
         self.cases = np.zeros(width, dtype=np.int64)
         self.alt = np.zeros(width, dtype=np.int64)
 
-    def __call__(self, request: RoundRequest) -> RoundSums:
-        with self._lock:
-            part = BlockRound(self.index, self.count)
-            self.count += 1
-        totals = self.round.ask(part, request_arrays(request))
-        sums = sums_from_totals(totals, participants=len(self.round.clients))
-        self.cases[request.variants] = sums.logistic.cases
-        self.alt[request.variants] = sums.logistic.alt
-        return sums
+    def fit(self, number: int) -> Callable[[RoundRequest], RoundSums]:
+        """Return the round trip of fit ``number`` of the block."""
+        rounds = itertools.count()
+
+        def evaluate(request: RoundRequest) -> RoundSums:
+            part = BlockRound(self.index, number, next(rounds))
+            totals = self.round.ask(part, request_arrays(request))
+            sums = sums_from_totals(totals, participants=len(self.round.clients))
+            with self._lock:
+                self.count += 1
+                self.cases[request.variants] = sums.logistic.cases
+                self.alt[request.variants] = sums.logistic.alt
+            return sums
+
+        return evaluate
 
 
 def _fit_pipelined(
-    evaluate: _BlockRounds, width: int, k: int, chosen: npt.NDArray[np.int64]
+    rounds: _BlockRounds, width: int, k: int, chosen: npt.NDArray[np.int64]
 ) -> LogisticResult:
-    """Fit two halves of the chosen variants at once and join their results.
+    """Fit the block's chosen variants in the fits of :func:`fits_of`, at once, and join them.
 
-    While the nodes compute one half's round, the coordinator adds up and
+    While the nodes compute one fit's round, the coordinator adds up and
     solves the other's, so neither side waits for the other.
     """
-    halves = np.array_split(chosen, 2 if len(chosen) >= _PIPELINED else 1)
-    with ThreadPoolExecutor(len(halves)) as pool:
+    fits = fits_of(chosen)
+    with ThreadPoolExecutor(len(fits)) as pool:
         results = list(
-            pool.map(lambda half: fit_logistic(evaluate, width, k, variants=half), halves)
+            pool.map(
+                lambda number: fit_logistic(rounds.fit(number), width, k, variants=fits[number]),
+                range(len(fits)),
+            )
         )
     return concatenate_results(results)
 
@@ -205,7 +215,7 @@ def _missing_score(
     round: Round, index: int, null: NullLogisticFit, sums: ScoreSums
 ) -> MissingScoreSums | None:
     """Ask for the missing-call sums of the block's variants with a missing call anywhere."""
-    variants = np.flatnonzero(sums.n < sum(round.samples.values()))
+    variants = np.flatnonzero(sums.n < null.sums.n)  # a missing call somewhere
     if len(variants) == 0:
         return None
     request = {"coefficients": null.coefficients, "variants": variants}

@@ -1,12 +1,15 @@
 """A federated PCA: QC, LD pruning and principal components over every node.
 
-The coordinator sums genotype counts (a ``variant-qc`` round) for the
-federation's allele frequencies, prunes variants in LD over the federation,
-then runs block Krylov iteration (:func:`genofed.kernels.pca.fit_pca`): each
-round trip sends an ``M x L`` block and gets back the masked sum of every
-node's ``X_k'(X_k Q)``. It ends up with eigenvalues and variant loadings;
-every node computes and keeps its own samples' scores as a covariate set,
-which later studies use by name (``--covariates pcs:1-10``).
+One ``pca`` job runs the contract's plan (:mod:`genofed.protocol.computations.pca`):
+the released genotype counts give the federation's allele frequencies and
+the variants to use; the released LD sums are pruned as ``plink2
+--indep-pairwise`` would; then block Krylov iteration
+(:func:`genofed.kernels.pca.fit_pca`) sends a ``q x L`` block per round and
+gets back the verified total of every node's ``X_k'(X_k Q)``. It ends up
+with eigenvalues and variant loadings; every node computes and keeps its
+own samples' scores as a covariate set, which later studies use by name
+(``--covariates pcs:1-10``). The round's verifier replays every step, so
+the coordinator can ask for nothing else.
 """
 
 from __future__ import annotations
@@ -25,14 +28,15 @@ import numpy.typing as npt
 
 from genofed._progress import Progress, ProgressCallback
 from genofed.coordinator.federation import Federation
-from genofed.coordinator.qc import federated_qc
 from genofed.coordinator.study import Round, Study, check_same_variants
 from genofed.errors import InputError, ProtocolError
 from genofed.kernels.ld import concatenate_ld_sums, prune
-from genofed.kernels.pca import PcaResult, fit_pca, standardization
+from genofed.kernels.pca import PcaResult, fit_pca
+from genofed.kernels.qc import variant_qc
 from genofed.protocol.computations import pca
 from genofed.protocol.computations.pca import (
     MAX_LD_WINDOW,
+    Block,
     Keep,
     Ld,
     PcaParameters,
@@ -40,9 +44,11 @@ from genofed.protocol.computations.pca import (
     Scores,
     Summary,
     Variants,
+    basis_seed,
+    ld_ranges,
     ld_sums_from_totals,
+    select_variants,
 )
-from genofed.protocol.computations.variant_qc import VariantQcParameters
 from genofed.protocol.contract import Totals
 from genofed.report._atomic import staged_files
 
@@ -52,7 +58,6 @@ logger = logging.getLogger(__name__)
 
 QC_BLOCK = 32_768  # variants per block of genotype counts
 MAX_COMPONENTS = 100  # as the pca job's parameters allow
-LD_PART_BYTES = 1 << 26  # masked LD sums per round trip and node (96 bytes per pair)
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,6 @@ def run_pca(
     ld: LdPruning | None = None,
     tolerance: float = 1e-6,
     max_iterations: int = 100,
-    seed: int = 0,
     timeout: float = 120.0,
     progress: ProgressCallback | None = None,
     http: Mapping[str, httpx.Client] | None = None,
@@ -141,10 +145,11 @@ def run_pca(
         ``--maf``); monomorphic variants are always left out.
     ld
         Prune the remaining variants as ``plink2 --indep-pairwise`` would on
-        the pooled samples (default: a window of 50 variants, step 5, r²
-        0.2); None uses every variant.
-    tolerance, max_iterations, seed
-        See :func:`genofed.kernels.pca.fit_pca`.
+        the pooled samples (None: PLINK's common window of 50 variants, step
+        5, r² 0.2); ``LdPruning(window=0)`` uses every variant.
+    tolerance, max_iterations
+        See :func:`genofed.kernels.pca.fit_pca`; its random start is seeded by
+        the study, so the verifying node replays it.
     timeout
         Seconds to wait for any one HTTP call.
     progress
@@ -170,28 +175,28 @@ def run_pca(
         check_same_variants(study.describe())
         variants = study.clients[0].variants()
         n_variants = len(variants["variant_id"])
-        qc_parameters = VariantQcParameters(block_size=min(QC_BLOCK, max(n_variants, 1)))
-        qc, _ = study.run(lambda round: federated_qc(round, n_variants, qc_parameters, progress))
-        keep, filtered = _variant_filters(qc.minor_allele_frequency, maf)
-        chosen = np.flatnonzero(keep)
-        if len(chosen) < max(components, 2):
-            raise InputError(
-                f"only {len(chosen)} variants remain after the filters ({filtered}); "
-                f"too few for {components} components"
-            )
-        alt = qc.counts[chosen, 1] + 2 * qc.counts[chosen, 2]
-        mean, scale = standardization(alt, qc.n_called[chosen])
-        parameters = PcaParameters(components=components, name=name, run=study.study_id)
+        parameters = PcaParameters(
+            components=components, name=name, run=study.study_id,
+            block_size=min(QC_BLOCK, max(n_variants, 1)), maf=maf,
+            ld_window=ld.window, ld_step=ld.step, ld_r2=ld.r2,
+            tolerance=tolerance, max_iterations=max_iterations,
+        )  # fmt: skip
 
-        chromosomes = variants["chromosome"][chosen].astype(str)
-
-        def body(round: Round) -> tuple[PcaResult, dict[str, NodeSummary], npt.NDArray[np.intp]]:
+        def body(round: Round) -> _Found:
             round.submit(pca.CONTRACT, parameters, variants=n_variants)
-            round.ask(
-                Variants(), {"variants": chosen.astype(np.int64), "mean": mean, "scale": scale}
-            )
+            counts = _genotype_counts(round, n_variants, parameters.block_size, progress)
+            selection = select_variants(counts, maf)
+            chosen = selection.variants
+            if len(chosen) < max(components, 2):
+                raise InputError(
+                    f"only {len(chosen)} variants remain after the filters "
+                    f"({selection.filtered}); too few for {components} components"
+                )
+            request = {"variants": chosen, "mean": selection.mean, "scale": selection.scale}
+            round.ask(Variants(), request)
             kept = np.arange(len(chosen))
             if ld.window > 0:
+                chromosomes = variants["chromosome"][chosen].astype(str)
                 kept = np.flatnonzero(_ld_prune(round, chromosomes, ld, progress))
                 if len(kept) < max(components, 2):
                     raise InputError(
@@ -199,17 +204,16 @@ def run_pca(
                         f"{components} components; raise --ld-r2 or use more variants"
                     )
                 round.ask(Keep(), {"variants": kept.astype(np.int64)}, m=len(chosen))
-            result, summaries = _pca_rounds(
-                round, parameters, len(kept),
-                tolerance=tolerance, max_iterations=max_iterations, seed=seed, progress=progress,
-            )  # fmt: skip
-            return result, summaries, kept
+            result, summaries = _pca_rounds(round, parameters, len(kept), progress)
+            return _Found(counts, selection.filtered, chosen[kept], result, summaries)
 
-        result, summaries, kept = study.run(body)
+        found = study.run(body)
+        filtered = dict(found.filtered)
         if ld.window > 0:
-            filtered["ld"] = len(chosen) - len(kept)
-        chosen = chosen[kept]
+            filtered["ld"] = len(select_variants(found.counts, maf).variants) - len(found.used)
+        chosen, result, summaries = found.used, found.result, found.summaries
         samples = {s: summaries[s].n for s in summaries}
+        qc = variant_qc(found.counts)
     targets = {
         kind: Path(f"{out}.{kind}") for kind in ("eigenval", "eigenvec.var", "prune.in", "pca.json")
     }
@@ -228,18 +232,30 @@ def run_pca(
     return run
 
 
-def _variant_filters(
-    maf: npt.NDArray[np.float64], threshold: float | None
-) -> tuple[npt.NDArray[np.bool_], dict[str, int]]:
-    """Keep variable variants with a MAF at or above ``threshold``; count what each step removed."""
-    variable = maf > 0  # NaN (no call) and monomorphic variants cannot be standardised
-    filtered = {"monomorphic": int((~variable).sum())}
-    keep = variable
-    if threshold is not None:
-        low = keep & ~(maf >= threshold)
-        filtered["maf"] = int(low.sum())
-        keep = keep & ~low
-    return keep, filtered
+@dataclass(frozen=True)
+class _Found:
+    """What the PCA job's rounds found."""
+
+    counts: npt.NDArray[np.int64]  # (V, 4) the federation's genotype counts
+    filtered: dict[str, int]
+    used: npt.NDArray[np.int64]  # the variants in the PCA, positions in the variant list
+    result: PcaResult
+    summaries: dict[str, NodeSummary]
+
+
+def _genotype_counts(
+    round: Round, n_variants: int, block_size: int, progress: ProgressCallback | None
+) -> npt.NDArray[np.int64]:
+    """Fetch the released genotype counts of every block."""
+    counts = np.zeros((n_variants, 4), dtype=np.int64)
+    n_blocks = -(-n_variants // block_size)
+    done = dict.fromkeys(round.names, 0)
+    for index in range(n_blocks):
+        totals = round.fetch(Block(index), done=done)["counts"]
+        counts[index * block_size : index * block_size + len(totals)] = totals
+        if progress is not None:
+            progress(Progress("qc blocks", index + 1, n_blocks, tuple(done.items())))
+    return counts
 
 
 def _ld_prune(
@@ -248,32 +264,23 @@ def _ld_prune(
     ld: LdPruning,
     progress: ProgressCallback | None,
 ) -> npt.NDArray[np.bool_]:
-    """Sum the nodes' LD sums block by block and prune as ``plink2 --indep-pairwise``."""
-    m = len(chromosomes)
-    rows = max(1, LD_PART_BYTES // (96 * max(ld.window - 1, 1) + 48))
+    """Sum the nodes' LD sums range by range and prune as ``plink2 --indep-pairwise``."""
+    ranges = ld_ranges(len(chromosomes), ld.window)
     parts = []
-    n_blocks = -(-m // rows)
-    for index, start in enumerate(range(0, m, rows)):
-        request = {"rows": np.array([start, min(start + rows, m)]), "window": np.array([ld.window])}
+    for index, rows in enumerate(ranges):
+        request = {"rows": np.array(rows), "window": np.array([ld.window])}
         parts.append(ld_sums_from_totals(round.ask(Ld(index), request)))
         if progress is not None:
-            progress(Progress("ld blocks", index + 1, n_blocks))
+            progress(Progress("ld blocks", index + 1, len(ranges)))
     keep = prune(
         concatenate_ld_sums(parts), chromosomes, r2_threshold=ld.r2, window=ld.window, step=ld.step
     )
-    logger.info("LD pruning kept %d of %d variants", int(keep.sum()), m)
+    logger.info("LD pruning kept %d of %d variants", int(keep.sum()), len(chromosomes))
     return keep
 
 
 def _pca_rounds(
-    round: Round,
-    parameters: PcaParameters,
-    n_variants: int,
-    *,
-    tolerance: float,
-    max_iterations: int,
-    seed: int,
-    progress: ProgressCallback | None,
+    round: Round, parameters: PcaParameters, n_variants: int, progress: ProgressCallback | None
 ) -> tuple[PcaResult, dict[str, NodeSummary]]:
     counter = itertools.count()
 
@@ -285,9 +292,10 @@ def _pca_rounds(
         if progress is not None:
             progress(Progress("pca rounds", iteration, max_iterations))
 
+    tolerance, max_iterations = parameters.tolerance, parameters.max_iterations
     result = fit_pca(
-        multiply, n_variants, parameters.components,
-        tolerance=tolerance, max_iterations=max_iterations, seed=seed, progress=report,
+        multiply, n_variants, parameters.components, tolerance=tolerance,
+        max_iterations=max_iterations, seed=basis_seed(parameters.run), progress=report,
     )  # fmt: skip
     if not result.converged:
         slow = np.flatnonzero(result.residuals >= tolerance) + 1

@@ -157,6 +157,7 @@ class JobManager:
         """
         task = TASKS[request.computation](self.dataset, request.parameters)
         masking = self.studies.admit(request.aggregation, user=user)
+        task.participants = len(masking.participants)
         self.ledger.check_groups(**task.groups)
         self.ledger.admit(user, task.included, masking.participants)
         job = _Job(
@@ -263,7 +264,12 @@ class JobManager:
                     return job.results[path]
             dims = spec.check_request(request, job.task.dims(part, request), part)
             if job.verifying:
-                job.task.check_request(part, request)
+                try:
+                    job.task.check_request(part, request)
+                except ProtocolError as exc:
+                    raise ProtocolError(
+                        f"node {job.masking.me} refused: rule verified parameters: {exc}"
+                    ) from None
             arrays = job.task.answer(part, request)
             spec.check_answer(arrays, dims, part)
             answer = self._released(job, part, spec, arrays, digest)

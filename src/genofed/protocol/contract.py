@@ -43,6 +43,7 @@ from genofed.protocol.messages import (
 )
 
 __all__ = [
+    "TOLERANCE",
     "Array",
     "Arrays",
     "Contract",
@@ -52,6 +53,7 @@ __all__ = [
     "Release",
     "Rule",
     "Totals",
+    "check_derived",
 ]
 
 Arrays = dict[str, npt.NDArray[np.generic]]
@@ -371,6 +373,52 @@ class Contract:
                 "aggregation": aggregation,
             }
         )
+
+
+# Largest relative difference allowed between a parameter a request carries and the
+# verifier's own replay of the computation. The replay starts from the same released totals,
+# so on one platform the two agree to the last bit; numerical libraries on other machines
+# round differently by about 1e-15. A difference of 1e-9 moves a fitted probability or a
+# basis vector by as little, far too little to single anyone out.
+TOLERANCE = 1e-9
+
+
+def check_derived(
+    part: Part,
+    expected: Mapping[str, npt.ArrayLike],
+    received: Mapping[str, npt.NDArray[np.generic]],
+) -> None:
+    """Check a request's derived arrays against the verifier's own replay.
+
+    Integer and boolean arrays must be equal, floating-point ones within
+    :data:`TOLERANCE` (relative, or absolute below 1).
+
+    Raises
+    ------
+    ProtocolError
+        Naming the part and the first array that differs, and by how much.
+    """
+    for name, value in expected.items():
+        want, got = np.asarray(value), np.asarray(received[name])
+        if want.shape != got.shape:
+            raise ProtocolError(
+                f"{part}: {name!r} has shape {got.shape}, but the replay of the released "
+                f"totals gives {want.shape}"
+            )
+        if want.dtype.kind == "f":
+            with np.errstate(invalid="ignore"):
+                gap = np.abs(got.astype(np.float64) - want) / np.maximum(np.abs(want), 1.0)
+            same_nan = np.isnan(want) & np.isnan(got)
+            worst = float(
+                np.max(np.where(same_nan, 0.0, np.nan_to_num(gap, nan=np.inf)), initial=0.0)
+            )
+            if worst > TOLERANCE:
+                raise ProtocolError(
+                    f"{part}: {name!r} differs from the replay of the released totals by "
+                    f"{worst:.2g}, more than {TOLERANCE:g}"
+                )
+        elif not np.array_equal(want, got):
+            raise ProtocolError(f"{part}: {name!r} differs from the replay of the released totals")
 
 
 def block_width(index: int, block_size: int, variants: int) -> int:

@@ -54,6 +54,7 @@ class Task:
         self.included = included
         self.blocks_total = blocks_total
         self.groups: dict[str, int] = {}  # e.g. cases and controls, for the min_count rule
+        self.participants = 0  # nodes in the job's round, set when the job is admitted
 
     @property
     def samples(self) -> int:

@@ -1,6 +1,8 @@
 """``linear-gwas``: the sums of an exact linear-regression GWAS at this node.
 
-See :mod:`genofed.protocol.computations.linear_gwas` for its parts.
+See :mod:`genofed.protocol.computations.linear_gwas` for its parts. As the
+round's verifier, the node asks that ``block/<i>/missing`` name exactly the
+variants with a missing call in the released total of ``block/<i>``.
 """
 
 from __future__ import annotations
@@ -11,18 +13,20 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
+from genofed.errors import ProtocolError
 from genofed.kernels.linreg import LinearDesign, VariantSums, local_null_sums
 from genofed.node.computations.base import Arrays, Task, UnknownPart
 from genofed.node.dataset import NodeDataset
 from genofed.protocol.computations import linear_gwas
 from genofed.protocol.computations.linear_gwas import (
+    Block,
     BlockMissing,
     LinearGwasParameters,
     block_arrays,
     missing_arrays,
     null_arrays,
 )
-from genofed.protocol.contract import Part
+from genofed.protocol.contract import Part, Totals, check_derived
 
 __all__ = ["LinearTask"]
 
@@ -40,6 +44,7 @@ class LinearTask(Task):
         self._design: LinearDesign | None = None
         self._kept: dict[int, VariantSums] = {}  # blocks with a missing call, until released
         self._lock = threading.Lock()
+        self._missing_rows: dict[int, npt.NDArray[np.int64]] = {}  # as the verifier
 
     def head(self) -> Arrays:
         """Sum C'C, C'y, y'y and n over the cohort."""
@@ -69,8 +74,26 @@ class LinearTask(Task):
         variants = request["variants"].astype(np.intp)
         return missing_arrays(sums, variants, k=self.inputs.covariates.shape[1])
 
+    def check_request(self, part: Part, request: Mapping[str, npt.NDArray[np.generic]]) -> None:
+        """As the verifier, ask for the variants with a missing call in the block's total."""
+        if isinstance(part, BlockMissing):
+            with self._lock:
+                rows = self._missing_rows.get(part.index)
+            if rows is None:
+                raise ProtocolError(f"{part}: the block's total comes first")
+            check_derived(part, {"variants": rows}, request)
+
+    def release_totals(self, part: Part, totals: Totals) -> Arrays:
+        """As the verifier, note which variants of a block have a missing call."""
+        if isinstance(part, Block):
+            with self._lock:
+                self._missing_rows[part.index] = np.flatnonzero(totals["n_missing"] > 0)
+        return dict(totals)
+
     def forget(self, index: int) -> None:
         """Drop the missing-call sums kept for blocks before ``index``."""
         with self._lock:
             for old in [i for i in self._kept if i < index]:
                 del self._kept[old]
+            for old in [i for i in self._missing_rows if i < index]:
+                del self._missing_rows[old]

@@ -4,6 +4,13 @@ The node decodes each block of variants for its cohort (``block/<i>``) and
 keeps it while the coordinator iterates on it; each round's sums are asked
 for with the coefficients of the variants still being fitted. See
 :mod:`genofed.protocol.computations.logistic_gwas` for the parts.
+
+As the round's verifier, the node replays the fits on the totals it
+releases (:class:`~genofed.kernels.logistic.LogisticFit` per fit of a block,
+:class:`~genofed.kernels.logistic.NullLogisticFitter` for the
+covariates-only model, the score test for the refits) and refuses any
+request whose variants or coefficients differ from its replay's, or that
+asks for a round its replay does not take.
 """
 
 from __future__ import annotations
@@ -14,13 +21,21 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
+from genofed.errors import ProtocolError
 from genofed.kernels.logistic import (
     LogisticBlock,
+    LogisticFit,
+    MissingScoreSums,
+    NullLogisticFit,
+    NullLogisticFitter,
+    ScoreSums,
     local_missing_score_sums,
     local_null_logistic_sums,
     local_round,
     local_score_sums,
     logistic_design,
+    score_test,
+    variants_to_refine,
 )
 from genofed.node.computations.base import Arrays, NotReady, Task, UnknownPart
 from genofed.node.dataset import NodeDataset
@@ -31,13 +46,19 @@ from genofed.protocol.computations.logistic_gwas import (
     BlockScoreMissing,
     LogisticGwasParameters,
     NullRound,
+    fits_of,
     missing_score_arrays,
+    missing_score_from_totals,
     null_arrays,
+    null_from_totals,
+    request_arrays,
     request_from_arrays,
     score_arrays,
+    score_from_totals,
     sums_arrays,
+    sums_from_totals,
 )
-from genofed.protocol.contract import Part
+from genofed.protocol.contract import Part, Totals, check_derived
 
 __all__ = ["LogisticTask"]
 
@@ -58,6 +79,8 @@ class LogisticTask(Task):
         self.groups = {"cases": cases, "controls": self.samples - cases}
         self._kept: dict[int, LogisticBlock] = {}
         self._lock = threading.Lock()
+        self._null = NullLogisticFitter(self.design.n_covariates)  # the verifier's replays
+        self._replays: dict[int, _BlockReplay] = {}
 
     def block(self, index: int) -> Arrays:
         """Decode the block's genotypes of the cohort and keep them for its rounds."""
@@ -89,8 +112,109 @@ class LogisticTask(Task):
             local_missing_score_sums(self.design, coefficients, block, variants)
         )
 
+    def check_request(self, part: Part, request: Mapping[str, npt.NDArray[np.generic]]) -> None:
+        """As the verifier, check a round's variants and coefficients against the replay."""
+        score_mode = self.parameters.test == "score"
+        if isinstance(part, NullRound | BlockScore | BlockScoreMissing) and not score_mode:
+            raise ProtocolError(f"{part}: this job runs the Wald test, without a null model")
+        with self._lock:
+            if isinstance(part, NullRound):
+                if part.number != self._null.rounds:
+                    raise ProtocolError(
+                        f"{part}: the covariates-only model's next round is {self._null.rounds}"
+                    )
+                coefficients = self._null.request()
+                if coefficients is None:
+                    raise ProtocolError(f"{part}: the covariates-only model is already fitted")
+                check_derived(part, {"coefficients": coefficients}, request)
+            elif isinstance(part, BlockScore):
+                check_derived(part, {"coefficients": self._null_fit(part).coefficients}, request)
+            elif isinstance(part, BlockScoreMissing):
+                replay = self._replay(part)
+                expected = {
+                    "coefficients": self._null_fit(part).coefficients,
+                    "variants": replay.missing_rows(part),
+                }
+                check_derived(part, expected, request)
+            elif isinstance(part, BlockRound):
+                fit = self._replay(part).fit(part, score_mode, self.parameters.refine_below)
+                if part.number != fit.rounds:
+                    raise ProtocolError(f"{part}: the fit's next round is {fit.rounds}")
+                wanted = fit.request()
+                if wanted is None:
+                    raise ProtocolError(f"{part}: every variant of the fit is done")
+                check_derived(part, request_arrays(wanted), request)
+
+    def release_totals(self, part: Part, totals: Totals) -> Arrays:
+        """As the verifier, advance the replay with the totals and release them."""
+        with self._lock:
+            if isinstance(part, NullRound):
+                self._null.advance(null_from_totals(totals))
+            elif isinstance(part, BlockScore):
+                self._replay(part).score = score_from_totals(totals)
+            elif isinstance(part, BlockScoreMissing):
+                replay = self._replay(part)
+                k = self.design.n_covariates
+                rows = replay.missing_rows(part)
+                replay.missing = missing_score_from_totals(totals, rows, replay.width, k)
+            elif isinstance(part, BlockRound):
+                sums = sums_from_totals(totals, participants=self.participants)
+                self._replay(part).fits[part.fit].advance(sums)
+        return dict(totals)
+
+    def _null_fit(self, part: Part) -> NullLogisticFit:
+        if self._null.request() is not None:
+            raise ProtocolError(f"{part}: the covariates-only model is not fitted yet")
+        return self._null.result()
+
+    def _replay(self, part: BlockRound | BlockScore | BlockScoreMissing) -> _BlockReplay:
+        replay = self._replays.get(part.index)
+        if replay is None:
+            width = min(self.block_size, len(self.dataset.variants) - part.index * self.block_size)
+            null = self._null.result() if self._null.request() is None else None
+            replay = _BlockReplay(width, self.design.n_covariates, null)
+            self._replays[part.index] = replay
+        return replay
+
     def forget(self, index: int) -> None:
-        """Drop the decoded blocks before ``index``."""
+        """Drop the decoded blocks, and the replays, before ``index``."""
         with self._lock:
             for old in [i for i in self._kept if i < index]:
                 del self._kept[old]
+            for old in [i for i in self._replays if i < index]:
+                del self._replays[old]
+
+
+class _BlockReplay:
+    """The verifier's replay of one block: its score test and its fits."""
+
+    def __init__(self, width: int, k: int, null: NullLogisticFit | None) -> None:
+        self.width = width
+        self.k = k
+        self.null = null
+        self.score: ScoreSums | None = None
+        self.missing: MissingScoreSums | None = None
+        self.fits: list[LogisticFit] = []
+
+    def missing_rows(self, part: Part) -> npt.NDArray[np.int64]:
+        """Return the variants with a missing call somewhere, from the released score sums."""
+        if self.score is None or self.null is None:
+            raise ProtocolError(f"{part}: the block's score sums come first")
+        return np.flatnonzero(self.score.n < self.null.sums.n).astype(np.int64)
+
+    def fit(self, part: BlockRound, score_mode: bool, refine_below: float) -> LogisticFit:
+        """Return the fit a round belongs to; the fits are made on the block's first round."""
+        if not self.fits:
+            chosen = np.arange(self.width, dtype=np.int64)
+            if score_mode:
+                if self.score is None or self.null is None:
+                    raise ProtocolError(f"{part}: the block's score test comes first")
+                if self.missing is None and len(self.missing_rows(part)):
+                    raise ProtocolError(f"{part}: the block's missing-call score sums come first")
+                chosen = variants_to_refine(
+                    score_test(self.null, self.score, self.missing), refine_below
+                )
+            self.fits = [LogisticFit(self.width, self.k, variants=v) for v in fits_of(chosen)]
+        if not 0 <= part.fit < len(self.fits):
+            raise ProtocolError(f"{part}: the block has {len(self.fits)} fits")
+        return self.fits[part.fit]

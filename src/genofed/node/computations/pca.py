@@ -1,11 +1,16 @@
 """``pca``: principal components over the federation; the scores stay at this node.
 
-See :mod:`genofed.protocol.computations.pca` for the parts. The node decodes
-the PCA's variants for all its samples once (``variants``), sums LD-pruning
-pairs over them (``ld/<i>``), keeps those that pruning kept (``keep``),
-multiplies by the coordinator's blocks (``product/<j>``), then stores its
-samples' scores as a covariate set (``scores``), and releases only its own
-mean and covariance of two components (``summary``).
+See :mod:`genofed.protocol.computations.pca` for the parts. The node counts
+genotypes (``block/<i>``), decodes the PCA's variants for all its samples
+once (``variants``), sums LD-pruning pairs over them (``ld/<i>``), keeps
+those that pruning kept (``keep``), multiplies by each round's basis
+(``product/<j>``), then stores its samples' scores as a covariate set
+(``scores``), and releases only its own mean and covariance of two
+components (``summary``).
+
+As the round's verifier, the node replays the contract's plan on the totals
+it released, and refuses a request whose variants, standardisation, LD
+ranges, kept variants, basis or loadings differ from its replay's.
 """
 
 from __future__ import annotations
@@ -18,23 +23,29 @@ import numpy as np
 import numpy.typing as npt
 
 from genofed.errors import ProtocolError
-from genofed.kernels.ld import local_ld_sums
-from genofed.kernels.pca import local_gram_product, local_scores
+from genofed.kernels.ld import LdSums, concatenate_ld_sums, local_ld_sums, prune
+from genofed.kernels.pca import PcaIteration, local_gram_product, local_scores
 from genofed.node.computations.base import Arrays, Task, UnknownPart
 from genofed.node.covariate_sets import pca_info
 from genofed.node.dataset import NodeDataset
 from genofed.protocol.computations import pca
 from genofed.protocol.computations.pca import (
     MAX_LD_WINDOW,
+    Block,
     Keep,
     Ld,
     PcaParameters,
     Product,
     Scores,
+    Selection,
     Summary,
     Variants,
+    basis_seed,
+    ld_ranges,
+    ld_sums_from_totals,
+    select_variants,
 )
-from genofed.protocol.contract import Part
+from genofed.protocol.contract import Part, Totals, check_derived
 
 __all__ = ["PcaTask"]
 
@@ -47,9 +58,12 @@ class PcaTask(Task):
     contract = pca.CONTRACT
 
     def __init__(self, dataset: NodeDataset, parameters: PcaParameters) -> None:
-        super().__init__(dataset, parameters, np.ones(len(dataset.iids), dtype=np.bool_), 0)
+        everyone = np.ones(len(dataset.iids), dtype=np.bool_)
+        blocks = -(-len(dataset.variants) // parameters.block_size)
+        super().__init__(dataset, parameters, everyone, blocks)
         self.parameters: PcaParameters = parameters
         self._lock = threading.Lock()
+        self._replay = _Replay(len(dataset.variants), parameters)  # as the verifier
         self._genotypes: npt.NDArray[np.int8] | None = None  # (M, n) int8, until the scores
         self._mean = self._scale = np.empty(0)
         self._variants = np.empty(0, dtype=np.intp)
@@ -64,6 +78,23 @@ class PcaTask(Task):
         if self._genotypes is not None:
             state["q"] = len(self._genotypes)
         return state
+
+    def block(self, index: int) -> Arrays:
+        """Count genotypes of the block's variants over every sample."""
+        size = self.parameters.block_size
+        start, stop = index * size, min((index + 1) * size, len(self.dataset.variants))
+        return {"counts": self.dataset.genotype_counts(start, stop, self.included)}
+
+    def check_request(self, part: Part, request: Mapping[str, npt.NDArray[np.generic]]) -> None:
+        """As the verifier, check the request against the replay of the plan."""
+        with self._lock:
+            check_derived(part, self._replay.expected(part, self.dataset), request)
+
+    def release_totals(self, part: Part, totals: Totals) -> Arrays:
+        """As the verifier, advance the replay with the totals and release them."""
+        with self._lock:
+            self._replay.advance(part, totals)
+        return dict(totals)
 
     def answer(self, part: Part, request: Mapping[str, npt.NDArray[np.generic]]) -> Arrays:
         """Answer ``variants``, ``ld/<i>``, ``keep``, ``product/<j>``, ``scores`` or ``summary``."""
@@ -159,3 +190,100 @@ class PcaTask(Task):
             "mean": chosen.mean(axis=0),
             "covariance": np.cov(chosen, rowvar=False),
         }
+
+
+class _Replay:
+    """The verifier's replay of a PCA job: each step's expected request, from released totals."""
+
+    def __init__(self, n_variants: int, parameters: PcaParameters) -> None:
+        self.parameters = parameters
+        self.counts = np.zeros((n_variants, 4), dtype=np.int64)
+        self.blocks: set[int] = set()
+        self.n_blocks = -(-n_variants // parameters.block_size)
+        self.selection: Selection | None = None
+        self.ld: dict[int, LdSums] = {}
+        self.kept: npt.NDArray[np.int64] | None = None
+        self.iteration: PcaIteration | None = None
+
+    def expected(self, part: Part, dataset: NodeDataset) -> dict[str, npt.ArrayLike]:
+        """Return the arrays the plan asks for with ``part`` now; refuse a step out of turn."""
+        parameters = self.parameters
+        if isinstance(part, Variants):
+            if len(self.blocks) < self.n_blocks:
+                raise ProtocolError(f"{part}: the genotype counts of every block come first")
+            selection = select_variants(self.counts, parameters.maf)
+            self.selection = selection
+            return {
+                "variants": selection.variants,
+                "mean": selection.mean,
+                "scale": selection.scale,
+            }
+        selection = self._selected(part)
+        m = len(selection.variants)
+        if isinstance(part, Ld):
+            ranges = ld_ranges(m, parameters.ld_window) if parameters.ld_window else []
+            if part.index >= len(ranges):
+                raise ProtocolError(f"{part}: the plan has {len(ranges)} ranges of LD sums")
+            return {
+                "rows": np.array(ranges[part.index]),
+                "window": np.array([parameters.ld_window]),
+            }
+        if isinstance(part, Keep):
+            ranges = ld_ranges(m, parameters.ld_window) if parameters.ld_window else []
+            if not ranges or len(self.ld) < len(ranges):
+                raise ProtocolError(f"{part}: every range of LD sums comes first")
+            chromosomes = dataset.variants.chromosome[selection.variants].astype(str)
+            sums = concatenate_ld_sums([self.ld[i] for i in range(len(ranges))])
+            keep = prune(
+                sums, chromosomes, r2_threshold=parameters.ld_r2,
+                window=parameters.ld_window, step=parameters.ld_step,
+            )  # fmt: skip
+            self.kept = np.flatnonzero(keep).astype(np.int64)
+            return {"variants": self.kept}
+        if isinstance(part, Product | Scores):
+            iteration = self._iteration(part, m)
+            if isinstance(part, Product):
+                if part.number != iteration.rounds:
+                    raise ProtocolError(f"{part}: the iteration's next round is {iteration.rounds}")
+                basis = iteration.request()
+                if basis is None:
+                    raise ProtocolError(f"{part}: the iteration has ended")
+                return {"basis": basis}
+            if iteration.request() is not None:
+                raise ProtocolError(f"{part}: the iteration has not ended")
+            result = iteration.result()
+            return {"loadings": result.loadings, "theta": result.theta}
+        return {}  # the summary names two components, nothing derived
+
+    def advance(self, part: Part, totals: Totals) -> None:
+        """Take the released totals of ``part``."""
+        if isinstance(part, Block):
+            size = self.parameters.block_size
+            self.counts[part.index * size : part.index * size + len(totals["counts"])] = totals[
+                "counts"
+            ]
+            self.blocks.add(part.index)
+        elif isinstance(part, Ld):
+            self.ld[part.index] = ld_sums_from_totals(totals)
+        elif isinstance(part, Product):
+            assert self.iteration is not None
+            self.iteration.advance(np.asarray(totals["product"], dtype=np.float64))
+
+    def _selected(self, part: Part) -> Selection:
+        if self.selection is None:
+            raise ProtocolError(f"{part}: the variants come first")
+        return self.selection
+
+    def _iteration(self, part: Part, m: int) -> PcaIteration:
+        if self.iteration is None:
+            if self.parameters.ld_window and self.kept is None:
+                raise ProtocolError(f"{part}: the variants LD pruning keeps come first")
+            q = m if self.kept is None else len(self.kept)
+            self.iteration = PcaIteration(
+                q,
+                self.parameters.components,
+                tolerance=self.parameters.tolerance,
+                max_iterations=self.parameters.max_iterations,
+                seed=basis_seed(self.parameters.run),
+            )
+        return self.iteration

@@ -5,8 +5,9 @@ Parts:
 ``block/<i>``
     Streamed, with no arrays: the node has decoded block i's genotypes for
     its cohort and keeps them while the coordinator iterates on the block.
-``block/<i>/round/<j>``
-    Round j of the fits of block i: for the variants asked for, the summed
+``block/<i>/fit/<f>/round/<j>``
+    Round j of fit f of block i (a block's variants are fitted in one or
+    two fits, :func:`fits_of`): for the variants asked for, the summed
     score ``X'(y - mu)``, information ``X'WX``, log-likelihood and counts at
     the coefficients asked for, and, for the variants in a Firth iteration,
     the Firth score correction given their inverse information
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -56,12 +57,14 @@ from genofed.protocol.messages import ColumnName
 
 __all__ = [
     "CONTRACT",
+    "PIPELINED",
     "Block",
     "BlockRound",
     "BlockScore",
     "BlockScoreMissing",
     "LogisticGwasParameters",
     "NullRound",
+    "fits_of",
     "missing_score_arrays",
     "missing_score_from_totals",
     "null_arrays",
@@ -78,22 +81,31 @@ FloatArray = npt.NDArray[np.float64]
 
 
 class LogisticGwasParameters(BaseModel):
-    """Parameters of ``logistic-gwas`` version 1: a 0/1 phenotype, as for ``linear-gwas``."""
+    """Parameters of ``logistic-gwas``: a 0/1 phenotype, covariates, and the test.
+
+    ``test`` is ``"wald"`` (PLINK 2's test for every variant) or ``"score"``
+    (a score test of every variant against the covariates-only model, with
+    the variants whose score p is below ``refine_below`` refitted as with
+    ``"wald"``). The verifying node replays the same choices.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     phenotype: ColumnName
     covariates: list[ColumnName] = Field(default_factory=list, max_length=64)
     block_size: int = Field(ge=1, le=65_536)
+    test: Literal["wald", "score"] = "wald"
+    refine_below: float = Field(default=1e-3, gt=0, le=1)
 
 
 @dataclass(frozen=True)
 class BlockRound(Part):
-    """Round ``number`` of the logistic fits of block ``index``."""
+    """Round ``number`` of fit ``fit`` of block ``index`` (see :func:`fits_of`)."""
 
     index: int
+    fit: int
     number: int
-    template: ClassVar[str] = "block/{index}/round/{number}"
+    template: ClassVar[str] = "block/{index}/fit/{fit}/round/{number}"
 
 
 @dataclass(frozen=True)
@@ -219,6 +231,18 @@ CONTRACT = Contract(
         ),
     ),
 )
+
+PIPELINED = 2048  # fewest variants worth fitting in two halves at once
+
+
+def fits_of(chosen: npt.NDArray[np.int64]) -> list[npt.NDArray[np.int64]]:
+    """Split the variants a block fits into the fits that run at once: two from 2,048.
+
+    While the nodes compute one fit's round, the coordinator solves the
+    other's. The verifying node splits the same way.
+    """
+    return list(np.array_split(chosen, 2 if len(chosen) >= PIPELINED else 1))
+
 
 _REQUEST = (
     "variants",

@@ -1,29 +1,35 @@
-"""``pca`` version 1: principal components over the federation; scores stay at the node.
+"""``pca``: principal components over the federation; scores stay at the node.
 
-Parts, all asked for with arrays and answered once each:
+One job runs the whole PCA, each step from the released totals of the
+steps before it, by a plan this module defines for the coordinator and
+the verifying node alike (:func:`select_variants`, :func:`ld_ranges`,
+:func:`genofed.kernels.ld.prune`, :class:`genofed.kernels.pca.PcaIteration`
+seeded by :func:`basis_seed`). The verifier replays the plan and refuses
+any request that departs from it. Parts:
 
+``block/<i>``
+    Streamed: genotype counts (ALT dosage 0, 1, 2 and missing) of block i
+    over every genotyped sample, for the federation's allele frequencies.
 ``variants``
-    The variants to use (increasing positions in the node's variant list)
-    and their federation-wide standardisation (``mean`` = ``2p``, ``scale``
-    = ``1 / sqrt(2p(1 - p))``). The node decodes them for all its samples and
-    keeps them for the job. Answer: nothing.
+    Instruction: the variants the PCA uses (:func:`select_variants`: those
+    with a minor allele frequency of at least ``maf``, never monomorphic)
+    and their standardisation (``mean`` = ``2p``, ``scale`` = ``1 /
+    sqrt(2p(1 - p))``). The node decodes them for all its samples.
 ``ld/<i>``
-    LD-pruning sums (:func:`genofed.kernels.ld.local_ld_sums`) of the kept
-    variants ``rows`` = ``[start, stop)`` with every variant less than
-    ``window`` after each, masked. The coordinator adds them and prunes.
+    LD-pruning sums (:func:`genofed.kernels.ld.local_ld_sums`) of the range
+    ``rows`` of :func:`ld_ranges` with every variant less than ``window``
+    after each.
 ``keep``
-    The variants (positions among those of ``variants``) the PCA keeps after
-    pruning. Answer: nothing.
+    Instruction: the variants (positions among those of ``variants``) that
+    pruning (``plink2 --indep-pairwise``) kept.
 ``product/<j>``
-    ``X_k'(X_k Q)`` for the coordinator's ``(q, L)`` block ``basis``, ``q``
-    the variants in use (all of ``variants``, or those ``keep`` kept)
-    (:func:`genofed.kernels.pca.local_gram_product`), masked.
+    ``X_k'(X_k Q)`` for round j's block ``basis`` ``(q, L)``, ``q`` the
+    variants in use: a round of block Krylov iteration.
 ``scores``
-    The ``loadings`` ``(q, c)`` and ``theta`` ``(c,)`` the coordinator found.
-    The node computes its samples' scores, stores them as the covariate set
-    the job names, and returns only their masked sums (count, column sums,
-    ``U'U``), which add up over the federation to the identity for unit
-    eigenvectors.
+    The ``loadings`` ``(q, c)`` and ``theta`` ``(c,)`` the iteration found.
+    The node stores its samples' scores as the covariate set the job names,
+    and returns only their sums (count, column sums, ``U'U``), which add up
+    over the federation to the identity for unit eigenvectors.
 ``summary``
     Released unmasked: the mean and covariance of two ``components`` over
     this node's samples, for a picture of the countries.
@@ -31,6 +37,7 @@ Parts, all asked for with arrays and answered once each:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
@@ -40,29 +47,49 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from genofed.kernels.ld import LdSums
-from genofed.protocol.contract import Array, Contract, Kind, Part, PartSpec, Release, Rule
+from genofed.kernels.pca import standardization
+from genofed.kernels.qc import variant_qc
+from genofed.protocol.computations._parts import Block
+from genofed.protocol.contract import (
+    Array,
+    Contract,
+    Kind,
+    Part,
+    PartSpec,
+    Release,
+    Rule,
+    block_width,
+)
 from genofed.protocol.messages import SetName, StudyId
 
 __all__ = [
     "CONTRACT",
     "MAX_LD_WINDOW",
+    "Block",
     "Keep",
     "Ld",
     "PcaParameters",
     "Product",
     "Scores",
+    "Selection",
     "Summary",
     "Variants",
+    "basis_seed",
+    "ld_ranges",
+    "ld_sums_from_totals",
+    "select_variants",
 ]
 
 MAX_LD_WINDOW = 10_000  # variants in an LD-pruning window (96 bytes per pair, masked)
 
 
 class PcaParameters(BaseModel):
-    """Parameters of ``pca`` version 1; the variants and their standardisation come as arrays.
+    """Parameters of ``pca``: the components, the variant filter, LD pruning and the iteration.
 
     ``name`` is the covariate set the node stores its samples' scores under,
-    ``run`` the identifier recorded with it (the coordinator's study id).
+    ``run`` the identifier recorded with it (the coordinator's study id),
+    which also seeds the iteration's random start. ``ld_window`` 0 turns
+    pruning off; otherwise ``plink2 --indep-pairwise <window> <step> <r2>``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -70,6 +97,13 @@ class PcaParameters(BaseModel):
     components: int = Field(ge=1, le=100)
     name: SetName = "pcs"
     run: StudyId
+    block_size: int = Field(default=32_768, ge=1, le=65_536)
+    maf: float | None = Field(default=None, ge=0, le=0.5)
+    ld_window: int = Field(default=50, ge=0, le=MAX_LD_WINDOW)
+    ld_step: int = Field(default=5, ge=1, le=MAX_LD_WINDOW)
+    ld_r2: float = Field(default=0.2, ge=0, lt=1)
+    tolerance: float = Field(default=1e-6, gt=0, le=0.1)
+    max_iterations: int = Field(default=100, ge=1, le=1000)
 
 
 @dataclass(frozen=True)
@@ -123,6 +157,8 @@ def _dimensions(
     variants: int,
 ) -> dict[str, int]:
     dims = {"V": variants, "c": parameters.components}
+    if isinstance(part, Block):
+        dims["v"] = block_width(part.index, parameters.block_size, variants)
     if isinstance(part, Ld) and request is not None:
         rows, window = request.get("rows"), request.get("window")
         if rows is not None and window is not None and rows.shape == (2,) and window.size == 1:
@@ -147,6 +183,11 @@ CONTRACT = Contract(
     parameters=PcaParameters,
     dimensions=_dimensions,
     parts=(
+        PartSpec(
+            Block,
+            "samples with ALT dosage 0, 1 and 2 and with a missing call, per variant",
+            answer=(Array("counts", Kind.COUNT, ("v", 4)),),
+        ),
         PartSpec(
             Variants,
             "decode the variants asked for and keep their federation-wide standardisation",
@@ -218,6 +259,51 @@ CONTRACT = Contract(
 )
 
 
+LD_PART_BYTES = 1 << 24  # masked LD sums per round trip and node (96 bytes per pair)
+
+
 def ld_sums_from_totals(totals: Mapping[str, npt.NDArray[np.generic]]) -> LdSums:
-    """Read the federation's LD sums of one range from the checked totals."""
+    """Read the federation's LD sums of one range from the released totals."""
     return LdSums(**{name: np.asarray(value, dtype=np.int64) for name, value in totals.items()})
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The variants a PCA uses, their standardisation, and what each filter removed."""
+
+    variants: npt.NDArray[np.int64]  # positions in the node's variant list
+    mean: npt.NDArray[np.float64]
+    scale: npt.NDArray[np.float64]
+    filtered: dict[str, int]
+
+
+def select_variants(counts: npt.NDArray[np.int64], maf: float | None) -> Selection:
+    """Choose the PCA's variants from the federation's genotype counts ``(V, 4)``.
+
+    Variable variants with a minor allele frequency of at least ``maf``;
+    monomorphic ones (and those with no call) are always left out.
+    """
+    qc = variant_qc(counts)
+    variable = qc.minor_allele_frequency > 0  # NaN (no call) and monomorphic: no scale
+    filtered = {"monomorphic": int((~variable).sum())}
+    keep = variable
+    if maf is not None:
+        low = keep & ~(qc.minor_allele_frequency >= maf)
+        filtered["maf"] = int(low.sum())
+        keep = keep & ~low
+    chosen = np.flatnonzero(keep).astype(np.int64)
+    alt = counts[chosen, 1] + 2 * counts[chosen, 2]
+    mean, scale = standardization(alt, qc.n_called[chosen])
+    return Selection(chosen, mean, scale, filtered)
+
+
+def ld_ranges(m: int, window: int) -> list[tuple[int, int]]:
+    """Return the ``[start, stop)`` ranges of the ``m`` variants, one per part of LD sums."""
+    rows = max(1, LD_PART_BYTES // (96 * max(window - 1, 1) + 48))
+    return [(start, min(start + rows, m)) for start in range(0, m, rows)]
+
+
+def basis_seed(run: str) -> int:
+    """Return the seed of the iteration's random start, fixed by the run (the study)."""
+    digest = hashlib.sha256(f"genofed pca basis\0{run}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
