@@ -6,16 +6,38 @@ access committee's REMS (the visa issuer). :func:`init_issuer` creates an
 issuer that plays both parts on one machine, and :func:`issue_passport` signs
 passports with it. Nodes verify them with :class:`genofed.node.auth.PassportVerifier`
 against the issuer's public ``jwks.json``.
+
+The issuer's names are imported on first use (they load the JWT and
+cryptography libraries); :data:`DEFAULT_ISSUER_URL` is defined here.
 """
 
-from genofed.aai.issuer import (
-    DEFAULT_ISSUER_URL,
-    Issuer,
-    init_issuer,
-    issue_passport,
-    read_issuer,
-    write_passport,
-)
+import typing
+
+from genofed import _lazy
+
+DEFAULT_ISSUER_URL = "https://aai.genofed.test"
+
+if typing.TYPE_CHECKING:
+    from genofed.aai.issuer import (
+        Issuer,
+        init_issuer,
+        issue_passport,
+        read_issuer,
+        write_passport,
+    )
+else:
+    __getattr__, __dir__ = _lazy.exports(
+        __name__,
+        {
+            "genofed.aai.issuer": [
+                "Issuer",
+                "init_issuer",
+                "issue_passport",
+                "read_issuer",
+                "write_passport",
+            ]
+        },
+    )
 
 __all__ = [
     "DEFAULT_ISSUER_URL",

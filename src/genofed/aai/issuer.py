@@ -36,10 +36,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from genofed._files import atomic_directory
 from genofed._toml import read_toml, write_toml
+from genofed.aai import DEFAULT_ISSUER_URL
 from genofed.errors import InputError
 
 __all__ = [
-    "DEFAULT_ISSUER_URL",
     "Issuer",
     "init_issuer",
     "issue_passport",
@@ -48,8 +48,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_ISSUER_URL = "https://aai.genofed.test"
 
 CONFIG, JWKS = "issuer.toml", "jwks.json"
 BROKER_KEY, VISA_KEY = "private-key.pem", "visa-private-key.pem"

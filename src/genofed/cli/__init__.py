@@ -1,5 +1,9 @@
 """The ``genofed`` command: one module per subcommand, each thin.
 
+A subcommand module builds its parser from light imports only, and imports
+the machinery it runs (numba kernels, scipy, msprime, the web stack) inside
+its ``run`` function, so that ``genofed --help`` starts at once.
+
 Exit codes: 0 success, 1 any other genofed error, 2 bad arguments or input
 (nothing was written), 3 a node was unreachable or failed, 4 a node refused
 access or a disclosure rule refused the computation, 130 interrupted.

@@ -1,17 +1,21 @@
-"""What the CLI shows people: progress on a terminal and readable summaries."""
+"""What the CLI shows people: progress on a terminal and readable summaries.
+
+Imports nothing heavy at module level: every subcommand imports this module
+while its parser is built.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import numpy as np
+from genofed._progress import Progress
 
-from genofed.coordinator import LinearGwas
-from genofed.report import format_top_hits, top_hits
-from genofed.sim import Progress, SimulationResult
+if TYPE_CHECKING:
+    from genofed.coordinator.gwas import LinearGwas
+    from genofed.sim import SimulationResult
 
 
 class TerminalProgress:
@@ -100,6 +104,8 @@ def simulation_report(result: SimulationResult) -> str:
 
 def gwas_record(study: LinearGwas) -> dict[str, Any]:
     """Return a GWAS summary as JSON-ready data."""
+    from genofed.report import top_hits
+
     best = top_hits(study.table, 10)
     return {
         "model": study.model,
@@ -124,6 +130,10 @@ def gwas_record(study: LinearGwas) -> dict[str, Any]:
 
 def gwas_report(study: LinearGwas) -> str:
     """Format the per-node sample counts, lambda GC and the top hits."""
+    import numpy as np
+
+    from genofed.report import format_top_hits, top_hits
+
     tested = int((~np.isnan(study.table.p_value)).sum())
     counts = ", ".join(f"{name} {n:,}" for name, n in study.samples_per_node.items())
     dropped = (

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from genofed.aai import DEFAULT_ISSUER_URL, init_issuer, issue_passport, write_passport
+from genofed.aai import DEFAULT_ISSUER_URL
 from genofed.cli._console import print_json
 
 
@@ -69,6 +69,8 @@ def _iso(moment: datetime) -> str:
 
 def run_init(args: argparse.Namespace) -> int:
     """Create the issuer and say which file nodes should trust."""
+    from genofed.aai import init_issuer
+
     issuer = init_issuer(args.out, issuer_url=args.issuer_url, force=args.force)
     record = {
         "issuer_dir": str(issuer.directory),
@@ -93,6 +95,8 @@ def run_init(args: argparse.Namespace) -> int:
 
 def run_passport(args: argparse.Namespace) -> int:
     """Sign a passport and write it to its file; never print the token."""
+    from genofed.aai import issue_passport, write_passport
+
     now = datetime.now(UTC).replace(microsecond=0)
     token = issue_passport(args.issuer, user=args.user, grants=args.grants, ttl=args.ttl, now=now)
     out = write_passport(token, args.out)

@@ -6,11 +6,13 @@ import argparse
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genofed._toml import read_toml
 from genofed.errors import InputError
-from genofed.node.audit import AuditRecord, AuditVerification, open_audit_log
+
+if TYPE_CHECKING:
+    from genofed.node.audit import AuditRecord, AuditVerification
 
 __all__ = ["add_audit_command", "audit_database", "run_audit"]
 
@@ -117,6 +119,8 @@ def audit_database(config: Path) -> str | Path:
 
 def run_audit(args: argparse.Namespace) -> int:
     """List records, or verify the chain; return 1 if it is broken."""
+    from genofed.node.audit import open_audit_log
+
     database = audit_database(args.config)
     if args.verify and (args.since is not None or args.limit is not None):
         raise InputError("--verify checks the whole chain; --since and --limit select records")

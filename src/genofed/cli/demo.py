@@ -14,9 +14,8 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from genofed.aai import init_issuer, issue_passport, write_passport
 from genofed.cli._console import (
     TerminalProgress,
     gwas_record,
@@ -27,11 +26,9 @@ from genofed.cli._console import (
 )
 from genofed.cli.pca import pca_record
 from genofed.cli.simulate import add_simulation_options, simulate_from_args
-from genofed.coordinator import LinearGwas, create_federation, run_gwas
-from genofed.coordinator.pca import run_pca
-from genofed.node.local import LocalNodes, free_port
-from genofed.node.setup import init_node, trust_peers
-from genofed.report import manhattan_plot, pc_plot, qq_plot
+
+if TYPE_CHECKING:
+    from genofed.coordinator.gwas import LinearGwas
 
 PCS = 10  # principal components the demo computes and adjusts for
 PCA_MAF = 0.01  # variants rarer than this say little about ancestry
@@ -60,6 +57,12 @@ def _say(message: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print what happened."""
+    from genofed import create_federation, run_gwas, run_pca
+    from genofed.aai import init_issuer, issue_passport, write_passport
+    from genofed.node.local import LocalNodes, free_port
+    from genofed.node.setup import init_node, trust_peers
+    from genofed.report import manhattan_plot, pc_plot, qq_plot
+
     started = time.monotonic()
     _say(f"1/5 simulating {args.countries} in {args.out}/ ...")
     simulation = simulate_from_args(args)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from genofed.cli._console import print_json
-from genofed.coordinator import create_federation
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -27,6 +26,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def run_create(args: argparse.Namespace) -> int:
     """Write the federation file."""
+    from genofed import create_federation
+
     federation = create_federation(args.cards, args.out)
     nodes = [card.model_dump() for card in federation.nodes]
     if args.format == "json":

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from genofed.cli._console import TerminalProgress, gwas_record, gwas_report, print_json
-from genofed.coordinator import read_federation, run_gwas
 from genofed.errors import InputError
 
 
@@ -81,6 +80,8 @@ def read_passport(path: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the study and summarise it."""
+    from genofed import read_federation, run_gwas
+
     covariates = [c.strip() for c in args.covariates.split(",") if c.strip()]
     study = run_gwas(
         read_federation(args.federation),

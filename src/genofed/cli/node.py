@@ -9,8 +9,6 @@ from typing import Any
 
 from genofed.cli._console import print_json
 from genofed.cli.audit import add_audit_command
-from genofed.node.serve import serve
-from genofed.node.setup import init_node, trust_peers
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -72,6 +70,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def run_trust(args: argparse.Namespace) -> int:
     """Add peers and list them."""
+    from genofed.node.setup import trust_peers
+
     names = trust_peers(args.config, args.cards)
     if args.format == "json":
         print_json({"config": str(args.config), "peers": names})
@@ -82,6 +82,8 @@ def run_trust(args: argparse.Namespace) -> int:
 
 def run_init(args: argparse.Namespace) -> int:
     """Write the node's configuration and report what its files hold."""
+    from genofed.node.setup import init_node
+
     report = init_node(
         args.name,
         bfile=args.bfile,
@@ -122,6 +124,8 @@ def run_init(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until stopped; a node logs at INFO by default, -v for DEBUG."""
+    from genofed.node.serve import serve
+
     logging.getLogger("genofed").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     serve(
         args.config,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from genofed.cli._console import TerminalProgress, print_json
 from genofed.cli.gwas import read_passport
-from genofed.coordinator import VariantQc, read_federation, run_qc
+
+if TYPE_CHECKING:
+    from genofed.coordinator.qc import VariantQc
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -37,6 +37,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def qc_record(study: VariantQc) -> dict[str, Any]:
     """Return a QC summary as JSON-ready data."""
+    import numpy as np
+
     result = study.result
     return {
         "tsv": str(study.tsv),
@@ -52,6 +54,8 @@ def qc_record(study: VariantQc) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the QC study and summarise it."""
+    from genofed import read_federation, run_qc
+
     study = run_qc(
         read_federation(args.federation),
         out=args.out,

@@ -12,7 +12,7 @@ from genofed.cli._console import (
     simulation_record,
     simulation_report,
 )
-from genofed.sim import DEFAULT_COUNTRIES, simulate_cohorts
+from genofed.sim import DEFAULT_COUNTRIES
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -57,6 +57,8 @@ def add_simulation_options(parser: argparse.ArgumentParser) -> None:
 
 def simulate_from_args(args: argparse.Namespace) -> Any:
     """Call :func:`simulate_cohorts` with the parsed options."""
+    from genofed import simulate_cohorts
+
     return simulate_cohorts(
         args.out,
         args.countries,

@@ -5,11 +5,33 @@
 - :func:`manhattan_plot`, :func:`qq_plot`, :func:`pc_plot`: PNG figures.
 - :func:`lambda_gc`, :func:`top_hits`, :func:`format_top_hits`: the numbers
   a reader looks at first.
+
+Names are imported on first use, so a node writing files with
+``genofed.report._atomic`` never loads matplotlib.
 """
 
-from genofed.report.gwas_ssf import GwasMetadata, GwasTable, read_gwas_ssf, write_gwas_ssf
-from genofed.report.plots import manhattan_plot, pc_plot, qq_plot
-from genofed.report.summary import format_top_hits, lambda_gc, top_hits
+import typing
+
+from genofed import _lazy
+
+if typing.TYPE_CHECKING:
+    from genofed.report.gwas_ssf import GwasMetadata, GwasTable, read_gwas_ssf, write_gwas_ssf
+    from genofed.report.plots import manhattan_plot, pc_plot, qq_plot
+    from genofed.report.summary import format_top_hits, lambda_gc, top_hits
+else:
+    __getattr__, __dir__ = _lazy.exports(
+        __name__,
+        {
+            "genofed.report.gwas_ssf": [
+                "GwasMetadata",
+                "GwasTable",
+                "read_gwas_ssf",
+                "write_gwas_ssf",
+            ],
+            "genofed.report.plots": ["manhattan_plot", "pc_plot", "qq_plot"],
+            "genofed.report.summary": ["format_top_hits", "lambda_gc", "top_hits"],
+        },
+    )
 
 __all__ = [
     "GwasMetadata",
