@@ -109,7 +109,8 @@ def unmask(payload: bytes, part: str, peer: MaskedRound) -> dict[str, npt.NDArra
 
     When the peer verifies the round, it also lifts the gate the node added for it.
     """
-    rings = rings_from_arrays(decode_arrays(payload))
+    arrays = decode_arrays(payload)
+    rings = rings_from_arrays({k: v for k, v in arrays.items() if not k.startswith("rule:")})
     zeros = {
         name: np.zeros(ring.shape, dtype=np.int64 if ring.fraction_bits == 0 else np.float64)
         for name, ring in rings.items()

@@ -135,7 +135,8 @@ def test_node__job_runs_from_queued_to_complete_with_masked_blocks(
     masked = decode_arrays(payload)
     assert set(masked) == {
         f"{a}:{m}" for a in ("ctc", "cty", "yty", "n") for m in ("lo", "hi", "fraction_bits")
-    }
+    } | {"rule:min_count"}  # the node's setting, for the verifier
+    assert int(masked["rule:min_count"]) == 5
     assert masked["n:lo"] != expected.n  # the count itself is masked
     for index in range(8):
         response = client.get(f"/jobs/{job['id']}/results/block/{index}?wait=10")

@@ -84,6 +84,7 @@ class _Job:
     contract: Contract
     task: Task
     masking: MaskedRound
+    min_count: int  # this node's [disclosure] min_count, sent with each part
     state: JobState = JobState.QUEUED
     blocks_done: int = 0
     released: int = 0  # blocks below this index were fetched and dropped
@@ -161,7 +162,13 @@ class JobManager:
         self.ledger.check_groups(**task.groups)
         self.ledger.admit(user, task.included, masking.participants)
         job = _Job(
-            secrets.token_hex(8), user, request, contract(request.computation), task, masking
+            secrets.token_hex(8),
+            user,
+            request,
+            contract(request.computation),
+            task,
+            masking,
+            self.ledger.rules.min_count,
         )
         job.reported_groups = {  # none is a count that may be shown; a few are refused above
             name: size if size == 0 else reported_count(size, self.ledger.rules)
@@ -317,8 +324,10 @@ class JobManager:
                     f"node {job.masking.me} has not answered {part} of job {job_id} itself yet"
                 )
             dims = job.dims.get(path) or job.task.dims(part)
-            totals = spec.read_totals(job.masking.total(context, contributions), dims, part)
-            arrays = job.task.release_totals(part, totals)
+            summed, rules = job.masking.total(context, contributions)
+            totals = spec.read_totals(summed, dims, part)
+            min_count = max(rules.get("min_count", 1), job.min_count)
+            arrays = job.task.release_totals(part, totals, min_count=min_count)
             released = encode_arrays(spec.read_released(arrays, dims, part))
             job.released_totals[path] = released
             logger.info("job %s: released the verified total of %s", job.id, part)
@@ -369,7 +378,7 @@ class JobManager:
         """Encode what leaves the node: signed and masked, this node's own aggregate, or nothing."""
         if spec.release is not Release.VERIFIED_SUM:
             return Answer(encode_arrays(arrays))
-        payload = job.masking.encode(part.path, arrays)
+        payload = job.masking.encode(part.path, arrays, {"min_count": job.min_count})
         context = job.masking.context(part.path, request, job.state_digest())
         job.signed[part.path] = context
         return Answer(payload, job.masking.sign(context, payload))

@@ -107,10 +107,11 @@ class Task:
             Naming the check that failed.
         """
 
-    def release_totals(self, part: Part, totals: Totals) -> Arrays:
+    def release_totals(self, part: Part, totals: Totals, *, min_count: int) -> Arrays:
         """As the round's verifier, release the federation's totals of a part under its rules.
 
-        By default the totals are released as they are.
+        ``min_count`` is the strictest of the participants' ``[disclosure]
+        min_count``. By default the totals are released as they are.
         """
         return dict(totals)
 

@@ -83,7 +83,7 @@ class LinearTask(Task):
                 raise ProtocolError(f"{part}: the block's total comes first")
             check_derived(part, {"variants": rows}, request)
 
-    def release_totals(self, part: Part, totals: Totals) -> Arrays:
+    def release_totals(self, part: Part, totals: Totals, *, min_count: int) -> Arrays:
         """As the verifier, note which variants of a block have a missing call."""
         if isinstance(part, Block):
             with self._lock:

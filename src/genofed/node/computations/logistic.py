@@ -145,7 +145,7 @@ class LogisticTask(Task):
                     raise ProtocolError(f"{part}: every variant of the fit is done")
                 check_derived(part, request_arrays(wanted), request)
 
-    def release_totals(self, part: Part, totals: Totals) -> Arrays:
+    def release_totals(self, part: Part, totals: Totals, *, min_count: int) -> Arrays:
         """As the verifier, advance the replay with the totals and release them."""
         with self._lock:
             if isinstance(part, NullRound):

@@ -90,7 +90,7 @@ class PcaTask(Task):
         with self._lock:
             check_derived(part, self._replay.expected(part, self.dataset), request)
 
-    def release_totals(self, part: Part, totals: Totals) -> Arrays:
+    def release_totals(self, part: Part, totals: Totals, *, min_count: int) -> Arrays:
         """As the verifier, advance the replay with the totals and release them."""
         with self._lock:
             self._replay.advance(part, totals)

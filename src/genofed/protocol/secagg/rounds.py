@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
+_RULE = "rule:"  # a node's disclosure setting, sent with its part
 
 
 def choose_verifier(study_id: str, round_label: str, participants: Sequence[str]) -> str:
@@ -85,8 +86,15 @@ class MaskedRound:
         """Return what a signature on ``part`` binds: round, request and the node's state."""
         return PartContext(self.study_id, self.round_label, part, request, state)
 
-    def encode(self, part: str, arrays: Mapping[str, npt.ArrayLike]) -> bytes:
-        """Mask the arrays of one result part, gated for the verifier, and pack them."""
+    def encode(
+        self, part: str, arrays: Mapping[str, npt.ArrayLike], rules: Mapping[str, int]
+    ) -> bytes:
+        """Mask the arrays of one result part, gated for the verifier, and pack them.
+
+        ``rules`` are this node's disclosure settings the verifier applies to
+        the total (the strictest of all participants'); they travel in the
+        clear, as ``rule:<name>``, under the part's signature.
+        """
         masked = mask_arrays(
             arrays,
             me=self.me,
@@ -96,7 +104,8 @@ class MaskedRound:
             round_label=f"{self.round_label}:{part}",
             verifier=self.verifier,
         )
-        return encode_arrays(rings_to_arrays(masked))
+        settings = {f"{_RULE}{name}": np.asarray(value) for name, value in rules.items()}
+        return encode_arrays({**rings_to_arrays(masked), **settings})
 
     def sign(self, context: PartContext, payload: bytes) -> bytes:
         """Sign a masked part with this node's identity key.
@@ -112,11 +121,13 @@ class MaskedRound:
 
     def total(
         self, context: PartContext, contributions: Mapping[str, tuple[bytes, bytes]]
-    ) -> dict[str, FloatArray]:
+    ) -> tuple[dict[str, FloatArray], dict[str, int]]:
         """As the verifier, check every participant's signed part and return their total.
 
         ``contributions`` maps each participant to its masked payload and its
-        signature, computed for ``context`` (this node's own request and state).
+        signature, computed for ``context`` (this node's own request and
+        state). Returns the total, and for each rule the participants sent,
+        its strictest (largest) value.
 
         Raises
         ------
@@ -130,6 +141,7 @@ class MaskedRound:
                 f"{self.verifier} does"
             )
         rings = {}
+        rules: dict[str, int] = {}
         for node in self.participants:
             if node not in contributions:
                 raise ProtocolError(f"the {context.part} part of node {node} is missing")
@@ -138,13 +150,20 @@ class MaskedRound:
                 raise ProtocolError(f"node {node} has no identity key trusted by {self.me}")
             verify_part(self.trusted[node], node, context, payload, signature)
             try:
-                rings[node] = rings_from_arrays(decode_arrays(payload))
-            except ProtocolError as exc:
+                arrays = decode_arrays(payload)
+                settings = {k: v for k, v in arrays.items() if k.startswith(_RULE)}
+                rings[node] = rings_from_arrays(
+                    {k: v for k, v in arrays.items() if k not in settings}
+                )
+                for key, value in settings.items():
+                    name = key.removeprefix(_RULE)
+                    rules[name] = max(rules.get(name, 0), int(value))
+            except (ProtocolError, TypeError, ValueError) as exc:
                 raise ProtocolError(f"node {node}: {exc}") from exc
         extra = sorted(set(contributions) - set(self.participants))
         if extra:
             raise ProtocolError(f"{', '.join(extra)} took no part in round {self.round_label!r}")
-        return unmask_verified(
+        totals = unmask_verified(
             rings,
             me=self.me,
             study_key=self.study_key,
@@ -152,6 +171,7 @@ class MaskedRound:
             study_id=self.study_id,
             round_label=f"{self.round_label}:{context.part}",
         )
+        return totals, rules
 
 
 def sum_masked(payloads: Mapping[str, bytes]) -> dict[str, FloatArray]:
