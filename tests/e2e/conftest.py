@@ -21,8 +21,8 @@ from tests.conftest import passport_for
 
 # Three nodes of very different sizes, cut through the pooled samples.
 NODE_SIZES = {"alpha": 250, "beta": 650, "gamma": 1500}
-MONOMORPHIC_AT_ALPHA = 10  # variant index, set to ALT count 0 at node alpha
-MISSING_AT_BETA = 20  # variant index, every call missing at node beta
+MONOMORPHIC_AT_ALPHA = 13  # a common variant, set to ALT count 0 at node alpha
+MISSING_AT_BETA = 17  # a common variant, every call missing at node beta
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bed_reader import open_bed
 
 from genofed.aai import Issuer, write_passport
 from genofed.cli import main
@@ -57,8 +58,16 @@ def column(rows: list[dict[str, str]], name: str) -> np.ndarray:
     return np.array([np.nan if r[name] in ("NA", ".") else float(r[name]) for r in rows])
 
 
-def test_qc__equals_plink2_freq_missing_and_hardy_on_the_pooled_files(
-    qc: Path, plink_qc: Path
+def pooled_small_groups(split: SplitFederation) -> np.ndarray:
+    """Variants with 1 to 4 pooled samples of ALT dosage 0, 1, 2 or a missing call."""
+    with open_bed(split.pooled.with_suffix(".bed")) as bed:
+        g = bed.read(dtype="int8")
+    groups = np.stack([(g == d).sum(axis=0) for d in (0, 1, 2)] + [(g < 0).sum(axis=0)], axis=1)
+    return ((groups > 0) & (groups < 5)).any(axis=1)
+
+
+def test_qc__equals_plink2_freq_missing_and_hardy_where_no_group_is_small(
+    qc: Path, plink_qc: Path, split_federation: SplitFederation
 ) -> None:
     ours = read_tsv(qc)
     freq = read_tsv(plink_qc.with_suffix(".afreq"))
@@ -67,21 +76,43 @@ def test_qc__equals_plink2_freq_missing_and_hardy_on_the_pooled_files(
     assert len(ours) == len(freq) == len(vmiss) == len(hardy) == 8000
     assert [r["variant_id"] for r in ours] == [r["ID"] for r in freq]
     assert [r["effect_allele"] for r in ours] == [r["ALT"] for r in freq]
+    released = np.array([r["disclosure"] == "." for r in ours])
+    np.testing.assert_array_equal(~released, pooled_small_groups(split_federation))
+    assert released.sum() > 1000
     np.testing.assert_allclose(
-        column(ours, "effect_allele_frequency"), column(freq, "ALT_FREQS"), rtol=6e-6, atol=0
+        column(ours, "effect_allele_frequency")[released],
+        column(freq, "ALT_FREQS")[released],
+        rtol=6e-6,
+        atol=0,
     )
-    np.testing.assert_array_equal(column(ours, "missing_count"), column(vmiss, "MISSING_CT"))
-    np.testing.assert_allclose(column(ours, "missing_rate"), column(vmiss, "F_MISS"), rtol=6e-6)
-    np.testing.assert_array_equal(column(ours, "n"), column(freq, "OBS_CT") / 2)
-    np.testing.assert_allclose(column(ours, "hwe_p"), column(hardy, "P"), rtol=1e-4, atol=0)
+    for name, plink in (
+        ("missing_count", column(vmiss, "MISSING_CT")),
+        ("n", column(freq, "OBS_CT") / 2),
+    ):
+        np.testing.assert_array_equal(column(ours, name)[released], plink[released])
+    np.testing.assert_allclose(
+        column(ours, "missing_rate")[released], column(vmiss, "F_MISS")[released], rtol=6e-6
+    )
+    np.testing.assert_allclose(
+        column(ours, "hwe_p")[released], column(hardy, "P")[released], rtol=1e-4, atol=0
+    )
+
+
+def test_qc__withholds_every_count_of_a_variant_with_a_small_group(qc: Path) -> None:
+    withheld = [r for r in read_tsv(qc) if r["disclosure"] == "WITHHELD"]
+    assert withheld
+    for name in ("effect_allele_frequency", "missing_count", "missing_rate", "hwe_p", "n"):
+        assert {r[name] for r in withheld} == {"NA"}
 
 
 def test_qc__the_planted_edge_cases_are_counted_across_nodes(qc: Path) -> None:
     ours = read_tsv(qc)
     # every call missing at node beta (650 of 2,400 samples), called elsewhere
-    assert int(ours[MISSING_AT_BETA]["missing_count"]) >= 650
+    if ours[MISSING_AT_BETA]["disclosure"] == ".":
+        assert int(ours[MISSING_AT_BETA]["missing_count"]) >= 650
     # monomorphic at alpha only: still polymorphic over the federation
-    assert 0 < float(ours[MONOMORPHIC_AT_ALPHA]["effect_allele_frequency"]) < 1
+    if ours[MONOMORPHIC_AT_ALPHA]["disclosure"] == ".":
+        assert 0 < float(ours[MONOMORPHIC_AT_ALPHA]["effect_allele_frequency"]) < 1
 
 
 def test_qc__json_summary_names_the_nodes(
@@ -126,11 +157,15 @@ def test_gwas__maf_geno_and_hwe_filters_remove_what_plink2_removes_from_the_coho
     )  # fmt: skip
     plink = read_tsv(out.with_suffix(".ldl.glm.linear"))
     ours = read_tsv(tmp_path / "f.tsv")
-    assert [r["variant_id"] for r in ours] == [r["ID"] for r in plink]
-    np.testing.assert_allclose(column(ours, "beta"), column(plink, "BETA"), rtol=6e-6)
-    log = out.with_suffix(".log").read_text()
-    assert f"--geno: {record['filtered']['geno']} variant" in log
-    assert f"--hwe: {record['filtered']['hwe']} variant" in log
-    assert f"{record['filtered']['maf']} variant" in log
+    # every variant PLINK keeps is kept, unless its counts in the cohort were withheld
+    kept = {r["variant_id"] for r in ours}
+    assert kept <= {r["ID"] for r in plink}
+    assert len(plink) - len(ours) <= record["filtered"]["withheld"]
+    exact = [r for r in ours if r["disclosure"] == "."]
+    by_id = {r["ID"]: r for r in plink}
+    np.testing.assert_allclose(
+        column(exact, "beta"), column([by_id[r["variant_id"]] for r in exact], "BETA"), rtol=6e-6
+    )
+    assert len(exact) > 100
     assert sum(record["filtered"].values()) == 8000 - len(ours)
-    assert sum(record["filtered"].values()) > 0
+    assert record["filtered"]["maf"] > 0

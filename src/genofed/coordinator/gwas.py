@@ -44,6 +44,7 @@ from genofed.protocol.computations.linear_gwas import (
 )
 from genofed.protocol.computations.logistic_gwas import LogisticGwasParameters
 from genofed.protocol.computations.variant_qc import VariantQcParameters
+from genofed.protocol.contract import Treatment, treatment_labels
 from genofed.protocol.covariates import covariate_reference, expand_covariates
 from genofed.protocol.messages import DatasetDescription
 from genofed.report import GwasMetadata, GwasTable, lambda_gc, write_gwas_ssf
@@ -183,7 +184,8 @@ def run_gwas(
                 block_size=parameters.block_size, phenotype=phenotype, covariates=covariates
             )
             qc, _ = study.run(lambda round: federated_qc(round, n_variants, cohort, progress))
-            keep, filtered = removed_by_filters(qc_filters(qc, maf=maf, geno=geno, hwe=hwe))
+            removed = qc_filters(qc.qc, maf=maf, geno=geno, hwe=hwe)
+            keep, filtered = removed_by_filters({"withheld": qc.withheld, **removed})
             logger.info("variant filters removed %s", filtered)
 
         cases: dict[str, int | None] = {}
@@ -260,8 +262,9 @@ def run_gwas(
 
 
 # PLINK 2 applies its variant filters in this order, and reports each one's removals
-# among the variants the filters before it kept.
-FILTER_ORDER = ("geno", "hwe", "maf")
+# among the variants the filters before it kept. Variants whose counts the nodes withheld
+# (small groups) cannot be judged, and are removed first.
+FILTER_ORDER = ("withheld", "geno", "hwe", "maf")
 
 
 def removed_by_filters(
@@ -406,6 +409,7 @@ def _solve_blocks(
         p_value=np.full(n_variants, np.nan),
         variant_id=variants["variant_id"].astype(str),
         n=np.zeros(n_variants, dtype=np.int64),
+        extra={"disclosure": np.full(n_variants, ".", dtype=object)},
     )
     n_blocks = -(-n_variants // block_size)
     done = dict.fromkeys(round.names, 0)
@@ -413,19 +417,25 @@ def _solve_blocks(
         start = index * block_size
         stop = min(start + block_size, n_variants)
         block = round.fetch(Block(index), done=done)
-        rows = np.flatnonzero(block["n_missing"] > 0)
+        treatment = block["treatment"]
+        exact = treatment == Treatment.EXACT
+        rows = np.flatnonzero(exact & (block["n_missing"] > 0))
         missing = None
-        if len(rows):  # only variants with a missing call somewhere need the missing-call sums
+        if len(rows):  # only exact variants with a missing call need the missing-call sums
             missing = round.ask(BlockMissing(index), {"variants": rows})
         sums = variant_sums_from_totals(block, missing, rows)
         result = solve_linear(null, sums)
         part = slice(start, stop)
-        table.beta[part] = result.beta
-        table.standard_error[part] = result.standard_error
-        table.p_value[part] = result.p_value
-        table.n[part] = result.n
+        withheld = treatment == Treatment.WITHHELD
+        table.beta[part] = np.where(withheld, np.nan, result.beta)
+        table.standard_error[part] = np.where(withheld, np.nan, result.standard_error)
+        table.p_value[part] = np.where(withheld, np.nan, result.p_value)
+        table.n[part] = np.where(withheld, 0, result.n)
+        table.extra["disclosure"][part] = treatment_labels(treatment)
         with np.errstate(divide="ignore", invalid="ignore"):
-            table.effect_allele_frequency[part] = sums.ctg[:, 0] / (2 * result.n)
+            frequency = sums.ctg[:, 0] / (2 * result.n)
+        table.effect_allele_frequency[part] = np.where(withheld, np.nan, frequency)
         if progress is not None:
             progress(Progress("blocks", index + 1, n_blocks, tuple(done.items())))
+    table.extra["disclosure"] = table.extra["disclosure"].astype(str)
     return table

@@ -39,7 +39,6 @@ from genofed.kernels.logistic import (
     fit_logistic,
     fit_null_logistic,
     score_test,
-    variants_to_refine,
 )
 from genofed.protocol.computations.logistic_gwas import (
     Block,
@@ -50,10 +49,12 @@ from genofed.protocol.computations.logistic_gwas import (
     fits_of,
     missing_score_from_totals,
     null_from_totals,
+    refits,
     request_arrays,
     score_from_totals,
     sums_from_totals,
 )
+from genofed.protocol.contract import Treatment, treatment_labels
 from genofed.report import GwasTable
 
 __all__ = ["solve_logistic_blocks"]
@@ -129,8 +130,10 @@ def solve_logistic_blocks(
     Extra columns: ``n_cases`` and ``n_controls`` (among the samples called
     at the variant), ``firth`` (PLINK's ``FIRTH?``), ``errcode`` (PLINK's
     ``ERRCODE``: ``.`` for a result, otherwise why the values are NA or
-    ``UNFINISHED``) and, in the score-test mode, ``test`` (``score`` or
-    ``wald``, which test the row reports).
+    ``UNFINISHED``), ``disclosure`` (``.``, or ``WITHHELD`` for a variant
+    with a group of 1 to ``min_count - 1`` samples, or a missing-call group
+    the nodes may not release) and, in the score-test mode, ``test``
+    (``score`` or ``wald``, which test the row reports).
     """
     n_variants = len(variants["variant_id"])
     columns = {
@@ -142,6 +145,7 @@ def solve_logistic_blocks(
         "n_cases": np.zeros(n_variants, dtype=np.int64),
         "firth": np.zeros(n_variants, dtype=np.bool_),
         "errcode": np.full(n_variants, ".", dtype=object),
+        "disclosure": np.full(n_variants, ".", dtype=object),
     }
     tests = np.full(n_variants, "wald", dtype=object)
     null = _fit_null(round, k) if test == "score" else None
@@ -151,24 +155,26 @@ def solve_logistic_blocks(
     for index in range(n_blocks):
         start = index * block_size
         width = min(block_size, n_variants - start)
-        round.fetch(Block(index), done=done)  # the nodes have decoded the block
+        treatment = round.fetch(Block(index), done=done)["treatment"]  # decoded at the nodes
         block = slice(start, start + width)
+        columns["disclosure"][block] = treatment_labels(treatment)
         evaluate = _BlockRounds(round, index, width)
-        chosen = np.arange(width)
+        chosen = np.flatnonzero(treatment == Treatment.EXACT).astype(np.int64)
         if null is not None:
             totals = round.ask(BlockScore(index), {"coefficients": null.coefficients})
             sums = score_from_totals(totals)
-            score = score_test(null, sums, _missing_score(round, index, null, sums))
-            columns["n_cases"][block] = sums.cases
+            missing = _missing_score(round, index, null, sums, chosen)
+            score = score_test(null, sums, missing)
+            rows = start + chosen
+            columns["n_cases"][rows] = sums.cases[chosen]
             with np.errstate(divide="ignore", invalid="ignore"):
-                columns["effect_allele_frequency"][block] = sums.alt / (2 * sums.n)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                columns["beta"][block] = score.score / score.variance
-                columns["standard_error"][block] = 1 / np.sqrt(score.variance)
-            columns["p_value"][block] = score.p_value
-            columns["n"][block] = score.n
+                columns["effect_allele_frequency"][rows] = sums.alt[chosen] / (2 * sums.n[chosen])
+                columns["beta"][rows] = score.score[chosen] / score.variance[chosen]
+                columns["standard_error"][rows] = 1 / np.sqrt(score.variance[chosen])
+            columns["p_value"][rows] = score.p_value[chosen]
+            columns["n"][rows] = score.n[chosen]
             tests[block] = "score"
-            chosen = variants_to_refine(score, refine_below)
+            chosen = refits(score, refine_below, chosen)
         if len(chosen):
             result = _fit_pipelined(evaluate, width, k, chosen)
             rows = start + chosen
@@ -192,6 +198,7 @@ def solve_logistic_blocks(
         "n_controls": n_controls,
         "firth": columns["firth"],
         "errcode": columns["errcode"].astype(str),
+        "disclosure": columns["disclosure"].astype(str),
     }
     if null is not None:
         extra["test"] = tests.astype(str)
@@ -212,10 +219,14 @@ def solve_logistic_blocks(
 
 
 def _missing_score(
-    round: Round, index: int, null: NullLogisticFit, sums: ScoreSums
+    round: Round,
+    index: int,
+    null: NullLogisticFit,
+    sums: ScoreSums,
+    fitted: npt.NDArray[np.int64],
 ) -> MissingScoreSums | None:
-    """Ask for the missing-call sums of the block's variants with a missing call anywhere."""
-    variants = np.flatnonzero(sums.n < null.sums.n)  # a missing call somewhere
+    """Ask for the missing-call sums of the fitted variants with a missing call anywhere."""
+    variants = np.intersect1d(np.flatnonzero(sums.n < null.sums.n), fitted)
     if len(variants) == 0:
         return None
     request = {"coefficients": null.coefficients, "variants": variants}

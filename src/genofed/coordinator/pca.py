@@ -184,8 +184,8 @@ def run_pca(
 
         def body(round: Round) -> _Found:
             round.submit(pca.CONTRACT, parameters, variants=n_variants)
-            counts = _genotype_counts(round, n_variants, parameters.block_size, progress)
-            selection = select_variants(counts, maf)
+            counts, withheld = _genotype_counts(round, n_variants, parameters.block_size, progress)
+            selection = select_variants(counts, withheld, maf)
             chosen = selection.variants
             if len(chosen) < max(components, 2):
                 raise InputError(
@@ -205,12 +205,13 @@ def run_pca(
                     )
                 round.ask(Keep(), {"variants": kept.astype(np.int64)}, m=len(chosen))
             result, summaries = _pca_rounds(round, parameters, len(kept), progress)
-            return _Found(counts, selection.filtered, chosen[kept], result, summaries)
+            return _Found(counts, withheld, selection.filtered, chosen[kept], result, summaries)
 
         found = study.run(body)
         filtered = dict(found.filtered)
         if ld.window > 0:
-            filtered["ld"] = len(select_variants(found.counts, maf).variants) - len(found.used)
+            chosen_before = select_variants(found.counts, found.withheld, maf).variants
+            filtered["ld"] = len(chosen_before) - len(found.used)
         chosen, result, summaries = found.used, found.result, found.summaries
         samples = {s: summaries[s].n for s in summaries}
         qc = variant_qc(found.counts)
@@ -237,6 +238,7 @@ class _Found:
     """What the PCA job's rounds found."""
 
     counts: npt.NDArray[np.int64]  # (V, 4) the federation's genotype counts
+    withheld: npt.NDArray[np.bool_]  # variants whose counts were withheld
     filtered: dict[str, int]
     used: npt.NDArray[np.int64]  # the variants in the PCA, positions in the variant list
     result: PcaResult
@@ -245,17 +247,19 @@ class _Found:
 
 def _genotype_counts(
     round: Round, n_variants: int, block_size: int, progress: ProgressCallback | None
-) -> npt.NDArray[np.int64]:
-    """Fetch the released genotype counts of every block."""
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Fetch the released genotype counts of every block, and which were withheld."""
     counts = np.zeros((n_variants, 4), dtype=np.int64)
+    withheld = np.zeros(n_variants, dtype=np.bool_)
     n_blocks = -(-n_variants // block_size)
     done = dict.fromkeys(round.names, 0)
     for index in range(n_blocks):
-        totals = round.fetch(Block(index), done=done)["counts"]
-        counts[index * block_size : index * block_size + len(totals)] = totals
+        released = round.fetch(Block(index), done=done)
+        rows = slice(index * block_size, index * block_size + len(released["counts"]))
+        counts[rows], withheld[rows] = released["counts"], released["withheld"] > 0
         if progress is not None:
             progress(Progress("qc blocks", index + 1, n_blocks, tuple(done.items())))
-    return counts
+    return counts, withheld
 
 
 def _ld_prune(

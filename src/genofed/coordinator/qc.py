@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -27,7 +27,7 @@ from genofed.kernels.qc import QcResult, variant_qc
 from genofed.protocol.computations.variant_qc import CONTRACT, Block, VariantQcParameters
 from genofed.report.qc_table import write_qc_table
 
-__all__ = ["VariantQc", "federated_qc", "run_qc"]
+__all__ = ["QcCounts", "VariantQc", "federated_qc", "run_qc"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +36,18 @@ QC_BLOCK_FACTOR = 8  # QC blocks hold this many times the variants of the nodes'
 
 @dataclass(frozen=True)
 class VariantQc:
-    """A finished QC study: the statistics, where they were written, and its nodes."""
+    """A finished QC study: the statistics, where they were written, and its nodes.
+
+    ``withheld`` marks the variants whose counts the nodes did not release (a
+    group of 1 to ``min_count - 1`` samples); their statistics are not valid.
+    """
 
     result: QcResult
     tsv: Path
     samples_per_node: dict[str, int]
     seconds: float
     dropped: tuple[str, ...] = ()
+    withheld: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
 
 
 def run_qc(
@@ -76,15 +81,26 @@ def run_qc(
             lambda round: federated_qc(round, len(variants["variant_id"]), parameters, progress)
         )
         dropped = tuple(study.dropped)
+    logger.info("QC: %d variants withheld as small groups", int(result.withheld.sum()))
+    qc = result.qc
     columns: dict[str, npt.NDArray[np.generic]] = {
-        "effect_allele_frequency": result.alt_frequency,
-        "missing_count": result.missing_count,
-        "missing_rate": result.missing_rate,
-        "hwe_p": result.hwe_p,
-        "n": result.n_called,
+        "effect_allele_frequency": qc.alt_frequency,
+        "missing_count": qc.missing_count,
+        "missing_rate": qc.missing_rate,
+        "hwe_p": qc.hwe_p,
+        "n": qc.n_called,
     }
-    tsv = write_qc_table(Path(f"{out}.tsv"), variants, columns)
-    return VariantQc(result, tsv, samples, time.monotonic() - started, dropped)
+    tsv = write_qc_table(Path(f"{out}.tsv"), variants, columns, result.withheld)
+    seconds = time.monotonic() - started
+    return VariantQc(qc, tsv, samples, seconds, dropped, result.withheld)
+
+
+@dataclass(frozen=True)
+class QcCounts:
+    """The federation's QC statistics, and the variants whose counts were withheld."""
+
+    qc: QcResult
+    withheld: npt.NDArray[np.bool_]
 
 
 def federated_qc(
@@ -92,18 +108,22 @@ def federated_qc(
     n_variants: int,
     parameters: VariantQcParameters,
     progress: ProgressCallback | None,
-) -> tuple[QcResult, dict[str, int]]:
-    """Run a ``variant-qc`` job in ``round`` and sum the genotype counts of every block."""
+) -> tuple[QcCounts, dict[str, int]]:
+    """Run a ``variant-qc`` job in ``round``; read the released genotype counts of every block."""
     block_size = parameters.block_size
     round.submit(CONTRACT, parameters, variants=n_variants)
     counts = np.zeros((n_variants, 4), dtype=np.int64)
+    withheld = np.zeros(n_variants, dtype=np.bool_)
     n_blocks = -(-n_variants // block_size)
     done = dict.fromkeys(round.names, 0)
     for index in range(n_blocks):
         start = index * block_size
-        totals = round.fetch(Block(index), done=done)["counts"]
-        counts[start : start + len(totals)] = totals
+        released = round.fetch(Block(index), done=done)
+        counts[start : start + len(released["counts"])] = released["counts"]
+        withheld[start : start + len(released["counts"])] = released["withheld"] > 0
         if progress is not None:
             progress(Progress("qc blocks", index + 1, n_blocks, tuple(done.items())))
     logger.info("QC of %d variants over %d nodes", n_variants, len(round.names))
-    return variant_qc(counts), {name: round.samples[name] for name in round.names}
+    return QcCounts(variant_qc(counts), withheld), {
+        name: round.samples[name] for name in round.names
+    }

@@ -279,7 +279,7 @@ class Study:
             )
             current = Round(self.pool, active, aggregation)
             try:
-                return body(current)
+                result = body(current)
             except _Dropout as dropout:
                 current.cancel()
                 self.dropped.append(dropout.node)
@@ -296,6 +296,9 @@ class Study:
             except BaseException:
                 current.cancel()
                 raise
+            else:
+                current.cancel()  # the study has what it needs: the nodes drop what they hold
+                return result
 
     def _study_keys(self) -> dict[str, SignedKey]:
         """Collect every node's signed study key once and check it against the node's card."""

@@ -164,6 +164,21 @@ class NodeDataset:
         self._bed.release(start, stop)
         return sums
 
+    def linear_block(
+        self, design: LinearDesign, start: int, stop: int, cohort: npt.NDArray[np.bool_]
+    ) -> tuple[VariantSums, npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """Return the linear sums, genotype groups and missing calls of variants ``start:stop``.
+
+        The groups count the ``cohort``'s samples with ALT dosage 0, 1, 2 and
+        none; the missing calls are ``(variants, cohort samples)``.
+        """
+        block = self._bed.block(start, stop)
+        sums = local_variant_sums_packed(design, block)
+        groups = genotype_counts_packed(block, len(self.iids), cohort)
+        missing = decode_rows(block, len(self.iids), np.flatnonzero(cohort)) < 0
+        self._bed.release(start, stop)
+        return sums, groups, missing
+
     def decoded_block(
         self, start: int, stop: int, samples: npt.NDArray[np.intp]
     ) -> npt.NDArray[np.int8]:

@@ -94,7 +94,8 @@ class _Job:
     instructions: dict[str, str] = field(default_factory=dict)  # followed: part -> digest
     signed: dict[str, PartContext] = field(default_factory=dict)  # what each signature binds
     dims: dict[str, dict[str, int]] = field(default_factory=dict)  # sizes of each asked part
-    released_totals: dict[str, bytes] = field(default_factory=dict)  # as the verifier
+    released_totals: OrderedDict[str, bytes] = field(default_factory=OrderedDict)  # as verifier
+    totalled: set[str] = field(default_factory=set)  # parts whose total was released
     cancelled: bool = False
     changed: threading.Condition = field(default_factory=threading.Condition)
     answering: threading.Lock = field(default_factory=threading.Lock)
@@ -159,6 +160,7 @@ class JobManager:
         task = TASKS[request.computation](self.dataset, request.parameters)
         masking = self.studies.admit(request.aggregation, user=user)
         task.participants = len(masking.participants)
+        task.min_count = self.ledger.rules.min_count
         self.ledger.check_groups(**task.groups)
         self.ledger.admit(user, task.included, masking.participants)
         job = _Job(
@@ -318,6 +320,8 @@ class JobManager:
             released = job.released_totals.get(path)
             if released is not None:
                 return released
+            if path in job.signed and path in job.totalled:
+                raise UnknownJob(f"the total of {part} of job {job_id} was released and dropped")
             context = job.signed.get(path)
             if context is None:
                 raise ProtocolError(
@@ -326,21 +330,31 @@ class JobManager:
             dims = job.dims.get(path) or job.task.dims(part)
             summed, rules = job.masking.total(context, contributions)
             totals = spec.read_totals(summed, dims, part)
-            min_count = max(rules.get("min_count", 1), job.min_count)
-            arrays = job.task.release_totals(part, totals, min_count=min_count)
+            min_counts = {node.get("min_count", 1) for node in rules.values()} | {job.min_count}
+            arrays = job.task.release_totals(
+                part, totals, min_count=max(min_counts), uniform=len(min_counts) == 1
+            )
             released = encode_arrays(spec.read_released(arrays, dims, part))
-            job.released_totals[path] = released
-            logger.info("job %s: released the verified total of %s", job.id, part)
+            with job.changed:
+                job.released_totals[path] = released
+                job.totalled.add(path)
+                self._keep_answers_bounded(job)
+            logger.debug("job %s: released the verified total of %s", job.id, part)
             return released
 
     def cancel(self, job_id: str, *, user: str | None = None) -> JobStatus:
-        """Stop a job (one of ``user``'s, unless None); its results are dropped."""
+        """Stop a job (one of ``user``'s, unless None) and drop what it holds.
+
+        A coordinator ends every job this way once its study no longer needs
+        it; a job that had computed all its blocks stays ``COMPLETE``.
+        """
         job = self._job(job_id, user)
         with job.changed:
             job.cancelled = True
             if job.state not in _TERMINAL:
                 job.state = JobState.CANCELED
-            job.results.clear()
+            for kept in (job.results, job.released_totals, job.signed, job.dims):
+                kept.clear()
             job.task.forget(job.task.blocks_total)
             job.changed.notify_all()
         return job.status()
@@ -385,14 +399,22 @@ class JobManager:
 
     @staticmethod
     def _keep_answers_bounded(job: _Job) -> None:
-        """Drop the oldest kept answers beyond the job's budget (lock held); digests stay."""
+        """Drop the oldest kept answers and totals beyond the job's budget (lock held).
+
+        Their digests stay, so the part is never answered again for other arrays.
+        """
         streamed = {p for p in job.results if job.contract.parse(p)[1].streamed}
         kept = [p for p in job.results if p not in streamed]
         total = sum(len(job.results[p].payload) for p in kept)
+        total += sum(len(payload) for payload in job.released_totals.values())
         for path in kept[:-1]:
             if total <= KEPT_ANSWER_BYTES:
                 break
             total -= len(job.results.pop(path).payload)
+        for path in list(job.released_totals)[:-1]:
+            if total <= KEPT_ANSWER_BYTES:
+                break
+            total -= len(job.released_totals.pop(path))
 
     @staticmethod
     def _release(job: _Job, index: int) -> None:

@@ -26,7 +26,7 @@ import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -149,6 +149,27 @@ class Release(StrEnum):
     VERIFIED_SUM = "verified-sum"
     NODE_AGGREGATE = "node-aggregate"
     NOTHING = "nothing"
+
+
+class Treatment(IntEnum):
+    """What the verifier released of a variant's row, under the small-group rule.
+
+    ``EXACT``: the row's sums, as PLINK 2 would use them. ``IMPUTED``: the
+    variant's missing-call group was too small to release, or too close to
+    another's, so its sums are over every sample with missing calls
+    replaced by each node's mean dosage (as REGENIE imputes). ``WITHHELD``:
+    a genotype group of 1 to ``min_count - 1`` samples; nothing is released.
+    """
+
+    EXACT = 0
+    IMPUTED = 1
+    WITHHELD = 2
+
+
+def treatment_labels(treatment: npt.NDArray[np.int64]) -> npt.NDArray[np.str_]:
+    """Return the ``disclosure`` column of a result table: ``.``, ``IMPUTED`` or ``WITHHELD``."""
+    labels: npt.NDArray[np.str_] = np.array([".", "IMPUTED", "WITHHELD"])[treatment]
+    return labels
 
 
 class Rule(StrEnum):

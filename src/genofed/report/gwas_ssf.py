@@ -383,7 +383,8 @@ def read_gwas_ssf(path: Path) -> GwasTable:
 
     The first eight columns must be the mandatory GWAS-SSF fields in order;
     ``variant_id`` and ``n`` may come anywhere after them, and other columns
-    are ignored. ``NA`` and ``#NA`` read as NaN.
+    are read as text into :attr:`GwasTable.extra`. ``NA`` and ``#NA`` read
+    as NaN.
 
     Parameters
     ----------
@@ -445,7 +446,13 @@ def read_gwas_ssf(path: Path) -> GwasTable:
     if effect == "odds_ratio":
         with np.errstate(divide="ignore"):
             columns["beta"] = np.log(columns["beta"])
-    return GwasTable(**columns, effect=effect)
+    known = set(positions.values())
+    extra = {
+        name: np.array(cells[position :: len(header)], dtype=np.str_)
+        for position, name in enumerate(header)
+        if position not in known
+    }
+    return GwasTable(**columns, effect=effect, extra=extra)
 
 
 def _column_positions(path: Path, header: list[str]) -> dict[str, int]:

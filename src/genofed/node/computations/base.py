@@ -10,9 +10,9 @@ import numpy.typing as npt
 
 from genofed.errors import GenofedError
 from genofed.node.dataset import NodeDataset
-from genofed.protocol.contract import Arrays, Contract, Part, Totals
+from genofed.protocol.contract import Arrays, Contract, Part, Totals, Treatment
 
-__all__ = ["Arrays", "NotReady", "Task", "UnknownPart"]
+__all__ = ["Arrays", "NotReady", "Task", "UnknownPart", "small_groups", "treatments", "unique_if"]
 
 
 class UnknownPart(GenofedError):
@@ -55,6 +55,7 @@ class Task:
         self.blocks_total = blocks_total
         self.groups: dict[str, int] = {}  # e.g. cases and controls, for the min_count rule
         self.participants = 0  # nodes in the job's round, set when the job is admitted
+        self.min_count = 1  # this node's [disclosure] min_count, set when the job is admitted
 
     @property
     def samples(self) -> int:
@@ -107,13 +108,62 @@ class Task:
             Naming the check that failed.
         """
 
-    def release_totals(self, part: Part, totals: Totals, *, min_count: int) -> Arrays:
+    def release_totals(
+        self, part: Part, totals: Totals, *, min_count: int, uniform: bool
+    ) -> Arrays:
         """As the round's verifier, release the federation's totals of a part under its rules.
 
         ``min_count`` is the strictest of the participants' ``[disclosure]
-        min_count``. By default the totals are released as they are.
+        min_count``, and ``uniform`` whether they all have that one (each
+        node judges its missing-call groups by its own). By default the
+        totals are released as they are.
         """
         return dict(totals)
 
     def forget(self, index: int) -> None:
         """Forget what is kept for blocks before ``index``: the coordinator has them."""
+
+
+def small_groups(counts: npt.NDArray[np.int64], min_count: int) -> npt.NDArray[np.bool_]:
+    """Rows of ``(variants, groups)`` counts with a group of 1 to ``min_count - 1`` samples."""
+    small = (counts > 0) & (counts < min_count)
+    return np.asarray(small.any(axis=1), dtype=np.bool_)
+
+
+def treatments(
+    groups: npt.NDArray[np.int64],
+    missing: npt.NDArray[np.int64],
+    unique: npt.NDArray[np.int64],
+    min_count: int,
+    *,
+    impute: bool,
+) -> npt.NDArray[np.int64]:
+    """Decide, per variant, what of its row the verifier releases.
+
+    ``groups`` are the federation's genotype groups ``(variants, g)`` (e.g.
+    the samples with ALT dosage 0, 1 and 2); a group of 1 to ``min_count -
+    1`` samples withholds the row. ``missing`` are the variant's missing
+    calls, and ``unique`` how many nodes hold a missing-call group of it of
+    at least ``min_count`` samples that differs by at least ``min_count``
+    from every one they filed before it
+    (:class:`~genofed.node.missing_groups.MissingGroups`). Sums over the
+    called samples are released only without missing calls or with a unique
+    group somewhere: then any two released missing-call groups differ by at
+    least ``min_count`` samples. Otherwise the row is imputed if ``impute``,
+    and withheld if not.
+    """
+    missing_fits = (missing == 0) | ((unique > 0) & (missing >= min_count))
+    missing_treatment = Treatment.IMPUTED if impute else Treatment.WITHHELD
+    treatment = np.where(missing_fits, Treatment.EXACT, missing_treatment)
+    return np.where(small_groups(groups, min_count), Treatment.WITHHELD, treatment).astype(np.int64)
+
+
+def unique_if(totals: Totals, uniform: bool) -> npt.NDArray[np.int64]:
+    """Return the nodes' ``unique`` flags; they hold only if all judged by one ``min_count``.
+
+    A node judges its missing-call groups by its own ``min_count``; when the
+    participants' differ, a flag from a node with a smaller one guarantees
+    too little, so none counts (the rows are then imputed or withheld).
+    """
+    unique: npt.NDArray[np.int64] = totals["unique"] if uniform else np.zeros_like(totals["unique"])
+    return unique

@@ -1,8 +1,13 @@
 """``linear-gwas``: the sums of an exact linear-regression GWAS at this node.
 
-See :mod:`genofed.protocol.computations.linear_gwas` for its parts. As the
-round's verifier, the node asks that ``block/<i>/missing`` name exactly the
-variants with a missing call in the released total of ``block/<i>``.
+See :mod:`genofed.protocol.computations.linear_gwas` for its parts. With
+each block the node sends, for the verifier, its genotype groups, its
+imputed sums and which of its missing-call groups it may not release
+(:class:`~genofed.node.missing_groups.MissingGroups`). As the round's
+verifier, the node releases each variant's row under the small-group rule
+(:func:`~genofed.node.computations.base.treatments`), and asks that
+``block/<i>/missing`` name exactly the variants it released exactly with a
+missing call somewhere.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ import numpy.typing as npt
 
 from genofed.errors import ProtocolError
 from genofed.kernels.linreg import LinearDesign, VariantSums, local_null_sums
-from genofed.node.computations.base import Arrays, Task, UnknownPart
+from genofed.node.computations.base import Arrays, Task, UnknownPart, treatments, unique_if
 from genofed.node.dataset import NodeDataset
+from genofed.node.missing_groups import MissingGroups
 from genofed.protocol.computations import linear_gwas
 from genofed.protocol.computations.linear_gwas import (
     Block,
@@ -26,7 +32,7 @@ from genofed.protocol.computations.linear_gwas import (
     missing_arrays,
     null_arrays,
 )
-from genofed.protocol.contract import Part, Totals, check_derived
+from genofed.protocol.contract import Part, Totals, Treatment, check_derived
 
 __all__ = ["LinearTask"]
 
@@ -45,6 +51,7 @@ class LinearTask(Task):
         self._kept: dict[int, VariantSums] = {}  # blocks with a missing call, until released
         self._lock = threading.Lock()
         self._missing_rows: dict[int, npt.NDArray[np.int64]] = {}  # as the verifier
+        self._groups: MissingGroups | None = None
 
     def head(self) -> Arrays:
         """Sum C'C, C'y, y'y and n over the cohort."""
@@ -59,11 +66,16 @@ class LinearTask(Task):
             self._design = self.inputs.design()
         start = index * self.block_size
         stop = min(start + self.block_size, len(self.dataset.variants))
-        sums = self.dataset.variant_sums(self._design, start, stop)
+        sums, groups, missing = self.dataset.linear_block(
+            self._design, start, stop, self.inputs.included
+        )
+        if self._groups is None:
+            self._groups = MissingGroups(self.samples, min_count=self.min_count)
+        unique = self._groups.check(missing)
         if sums.n_missing.any():
             with self._lock:
                 self._kept[index] = sums
-        return block_arrays(sums)
+        return block_arrays(sums, groups, unique)
 
     def answer(self, part: Part, request: Mapping[str, npt.NDArray[np.generic]]) -> Arrays:
         """Return ``block/<i>/missing`` of the ``variants`` asked for (zeros if none is here)."""
@@ -83,12 +95,29 @@ class LinearTask(Task):
                 raise ProtocolError(f"{part}: the block's total comes first")
             check_derived(part, {"variants": rows}, request)
 
-    def release_totals(self, part: Part, totals: Totals, *, min_count: int) -> Arrays:
-        """As the verifier, note which variants of a block have a missing call."""
-        if isinstance(part, Block):
-            with self._lock:
-                self._missing_rows[part.index] = np.flatnonzero(totals["n_missing"] > 0)
-        return dict(totals)
+    def release_totals(
+        self, part: Part, totals: Totals, *, min_count: int, uniform: bool
+    ) -> Arrays:
+        """As the verifier, release each variant's row exactly, imputed, or not at all."""
+        if not isinstance(part, Block):
+            return dict(totals)
+        n_missing = totals["n_missing"]
+        treatment = treatments(
+            totals["groups"][:, :3], n_missing, unique_if(totals, uniform), min_count, impute=True
+        )
+        exact, imputed = treatment == Treatment.EXACT, treatment == Treatment.IMPUTED
+        with self._lock:
+            self._missing_rows[part.index] = np.flatnonzero(exact & (n_missing > 0))
+        released: Arrays = {"treatment": treatment, "n_missing": np.where(exact, n_missing, 0)}
+        for name in ("ctg", "gtg", "gty"):
+            exact_sums, imputed_sums = totals[name], totals[f"{name}_imputed"]
+            shape = (-1,) + (1,) * (exact_sums.ndim - 1)
+            released[name] = np.where(
+                exact.reshape(shape),
+                exact_sums,
+                np.where(imputed.reshape(shape), imputed_sums, 0.0),
+            )
+        return released
 
     def forget(self, index: int) -> None:
         """Drop the missing-call sums kept for blocks before ``index``."""

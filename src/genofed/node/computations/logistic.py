@@ -35,12 +35,20 @@ from genofed.kernels.logistic import (
     local_score_sums,
     logistic_design,
     score_test,
-    variants_to_refine,
 )
-from genofed.node.computations.base import Arrays, NotReady, Task, UnknownPart
+from genofed.node.computations.base import (
+    Arrays,
+    NotReady,
+    Task,
+    UnknownPart,
+    treatments,
+    unique_if,
+)
 from genofed.node.dataset import NodeDataset
+from genofed.node.missing_groups import MissingGroups
 from genofed.protocol.computations import logistic_gwas
 from genofed.protocol.computations.logistic_gwas import (
+    Block,
     BlockRound,
     BlockScore,
     BlockScoreMissing,
@@ -51,6 +59,7 @@ from genofed.protocol.computations.logistic_gwas import (
     missing_score_from_totals,
     null_arrays,
     null_from_totals,
+    refits,
     request_arrays,
     request_from_arrays,
     score_arrays,
@@ -58,7 +67,7 @@ from genofed.protocol.computations.logistic_gwas import (
     sums_arrays,
     sums_from_totals,
 )
-from genofed.protocol.contract import Part, Totals, check_derived
+from genofed.protocol.contract import Part, Totals, Treatment, check_derived
 
 __all__ = ["LogisticTask"]
 
@@ -81,15 +90,37 @@ class LogisticTask(Task):
         self._lock = threading.Lock()
         self._null = NullLogisticFitter(self.design.n_covariates)  # the verifier's replays
         self._replays: dict[int, _BlockReplay] = {}
+        self._groups: tuple[MissingGroups, MissingGroups] | None = None  # cases, controls
 
     def block(self, index: int) -> Arrays:
-        """Decode the block's genotypes of the cohort and keep them for its rounds."""
+        """Decode the block's genotypes of the cohort and keep them for its rounds.
+
+        Answer, for the verifier, each variant's groups among cases and
+        controls and how its missing-call group stands to those released before.
+        """
         start = index * self.block_size
         stop = min(start + self.block_size, len(self.dataset.variants))
         dosages = self.dataset.decoded_block(start, stop, self.design.rows)
+        cases = self.design.phenotype == 1.0
+        if self._groups is None:
+            self._groups = (
+                MissingGroups(int(cases.sum()), min_count=self.min_count),
+                MissingGroups(int((~cases).sum()), min_count=self.min_count),
+            )
+        missing = dosages < 0
+        unique = np.column_stack(
+            [self._groups[0].check(missing[:, cases]), self._groups[1].check(missing[:, ~cases])]
+        )
+        groups = np.empty((len(dosages), 8), dtype=np.int64)
+        for column, dosage in enumerate((0, 1, 2)):
+            equal = dosages == dosage
+            groups[:, column] = np.count_nonzero(equal & cases, axis=1)
+            groups[:, 4 + column] = np.count_nonzero(equal & ~cases, axis=1)
+        groups[:, 3] = int(cases.sum()) - groups[:, :3].sum(axis=1)
+        groups[:, 7] = int((~cases).sum()) - groups[:, 4:7].sum(axis=1)
         with self._lock:
             self._kept[index] = LogisticBlock(dosages)
-        return {}
+        return {"groups": groups, "unique": unique}
 
     def answer(self, part: Part, request: Mapping[str, npt.NDArray[np.generic]]) -> Arrays:
         """Answer a round of a block, a round of the null model, or a block's score test."""
@@ -145,13 +176,35 @@ class LogisticTask(Task):
                     raise ProtocolError(f"{part}: every variant of the fit is done")
                 check_derived(part, request_arrays(wanted), request)
 
-    def release_totals(self, part: Part, totals: Totals, *, min_count: int) -> Arrays:
-        """As the verifier, advance the replay with the totals and release them."""
+    def release_totals(
+        self, part: Part, totals: Totals, *, min_count: int, uniform: bool
+    ) -> Arrays:
+        """As the verifier, advance the replay with the totals and release them.
+
+        A block releases which variants are fitted; a block's score sums are
+        released for those variants only.
+        """
         with self._lock:
+            if isinstance(part, Block):
+                cells, unique = totals["groups"], unique_if(totals, uniform)
+                released_groups = groups_released(cells)
+                treatment = np.maximum(  # the stricter of the cases' and the controls' treatment
+                    treatments(released_groups, cells[:, 3], unique[:, 0], min_count, impute=False),
+                    treatments(released_groups, cells[:, 7], unique[:, 1], min_count, impute=False),
+                )
+                self._replay(part).admitted = np.flatnonzero(treatment == Treatment.EXACT)
+                return {"treatment": treatment}
             if isinstance(part, NullRound):
                 self._null.advance(null_from_totals(totals))
             elif isinstance(part, BlockScore):
-                self._replay(part).score = score_from_totals(totals)
+                replay = self._replay(part)
+                fitted = np.zeros(replay.width, dtype=np.bool_)
+                fitted[replay.admitted_variants(part)] = True
+                totals = {
+                    name: np.where(fitted.reshape((-1,) + (1,) * (value.ndim - 1)), value, 0)
+                    for name, value in totals.items()
+                }
+                replay.score = score_from_totals(totals)
             elif isinstance(part, BlockScoreMissing):
                 replay = self._replay(part)
                 k = self.design.n_covariates
@@ -167,7 +220,7 @@ class LogisticTask(Task):
             raise ProtocolError(f"{part}: the covariates-only model is not fitted yet")
         return self._null.result()
 
-    def _replay(self, part: BlockRound | BlockScore | BlockScoreMissing) -> _BlockReplay:
+    def _replay(self, part: Block | BlockRound | BlockScore | BlockScoreMissing) -> _BlockReplay:
         replay = self._replays.get(part.index)
         if replay is None:
             width = min(self.block_size, len(self.dataset.variants) - part.index * self.block_size)
@@ -192,29 +245,56 @@ class _BlockReplay:
         self.width = width
         self.k = k
         self.null = null
+        self.admitted: npt.NDArray[np.int64] | None = None  # the variants fitted
         self.score: ScoreSums | None = None
         self.missing: MissingScoreSums | None = None
         self.fits: list[LogisticFit] = []
 
+    def admitted_variants(self, part: Part) -> npt.NDArray[np.int64]:
+        """Return the variants the block's released total lets be fitted."""
+        if self.admitted is None:
+            raise ProtocolError(f"{part}: the block's total comes first")
+        return self.admitted
+
     def missing_rows(self, part: Part) -> npt.NDArray[np.int64]:
-        """Return the variants with a missing call somewhere, from the released score sums."""
+        """Return the fitted variants with a missing call somewhere, from the score sums."""
         if self.score is None or self.null is None:
             raise ProtocolError(f"{part}: the block's score sums come first")
-        return np.flatnonzero(self.score.n < self.null.sums.n).astype(np.int64)
+        missing = np.flatnonzero(self.score.n < self.null.sums.n)
+        return np.intersect1d(missing, self.admitted_variants(part)).astype(np.int64)
 
     def fit(self, part: BlockRound, score_mode: bool, refine_below: float) -> LogisticFit:
         """Return the fit a round belongs to; the fits are made on the block's first round."""
         if not self.fits:
-            chosen = np.arange(self.width, dtype=np.int64)
+            chosen = self.admitted_variants(part)
             if score_mode:
                 if self.score is None or self.null is None:
                     raise ProtocolError(f"{part}: the block's score test comes first")
                 if self.missing is None and len(self.missing_rows(part)):
                     raise ProtocolError(f"{part}: the block's missing-call score sums come first")
-                chosen = variants_to_refine(
-                    score_test(self.null, self.score, self.missing), refine_below
-                )
+                score = score_test(self.null, self.score, self.missing)
+                chosen = refits(score, refine_below, chosen)
             self.fits = [LogisticFit(self.width, self.k, variants=v) for v in fits_of(chosen)]
         if not 0 <= part.fit < len(self.fits):
             raise ProtocolError(f"{part}: the block has {len(self.fits)} fits")
         return self.fits[part.fit]
+
+
+def groups_released(cells: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Return the groups of samples a variant's logistic sums are released over.
+
+    ``cells`` are the samples with ALT dosage 0, 1, 2 and none among cases,
+    then among controls. The sums cover each genotype group overall, and
+    among cases and among controls the carriers of each allele (the sums of
+    the dosages and of 2 minus them), and the called samples.
+    """
+    overall = cells[:, 0:3] + cells[:, 4:7]
+    carriers = np.column_stack(
+        [
+            cells[:, 1] + cells[:, 2],  # cases with an ALT allele
+            cells[:, 0] + cells[:, 1],  # cases with a REF allele
+            cells[:, 5] + cells[:, 6],  # controls with an ALT allele
+            cells[:, 4] + cells[:, 5],  # controls with a REF allele
+        ]
+    )
+    return np.column_stack([overall, carriers])

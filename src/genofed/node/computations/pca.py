@@ -25,7 +25,7 @@ import numpy.typing as npt
 from genofed.errors import ProtocolError
 from genofed.kernels.ld import LdSums, concatenate_ld_sums, local_ld_sums, prune
 from genofed.kernels.pca import PcaIteration, local_gram_product, local_scores
-from genofed.node.computations.base import Arrays, Task, UnknownPart
+from genofed.node.computations.base import Arrays, Task, UnknownPart, small_groups
 from genofed.node.covariate_sets import pca_info
 from genofed.node.dataset import NodeDataset
 from genofed.protocol.computations import pca
@@ -90,11 +90,18 @@ class PcaTask(Task):
         with self._lock:
             check_derived(part, self._replay.expected(part, self.dataset), request)
 
-    def release_totals(self, part: Part, totals: Totals, *, min_count: int) -> Arrays:
-        """As the verifier, advance the replay with the totals and release them."""
+    def release_totals(
+        self, part: Part, totals: Totals, *, min_count: int, uniform: bool
+    ) -> Arrays:
+        """As the verifier, release the totals, withholding small groups' counts; replay them."""
+        released = dict(totals)
+        if isinstance(part, Block):
+            withheld = small_groups(totals["counts"], min_count)
+            counts = np.where(withheld[:, None], 0, totals["counts"])
+            released = {"counts": counts, "withheld": withheld}
         with self._lock:
-            self._replay.advance(part, totals)
-        return dict(totals)
+            self._replay.advance(part, released)
+        return released
 
     def answer(self, part: Part, request: Mapping[str, npt.NDArray[np.generic]]) -> Arrays:
         """Answer ``variants``, ``ld/<i>``, ``keep``, ``product/<j>``, ``scores`` or ``summary``."""
@@ -144,7 +151,7 @@ class PcaTask(Task):
                 f"{part} is asked for with 'rows' [start, stop) within {m} variants and a "
                 f"'window' of 1 to {MAX_LD_WINDOW} variants"
             )
-        block = self._genotypes[start : min(m, stop + window - 1)]
+        block = imputed_at_mean(self._genotypes[start : min(m, stop + window - 1)])
         sums = local_ld_sums(block, window=window, n_first=stop - start)
         return {f.name: getattr(sums, f.name) for f in fields(sums)}
 
@@ -198,6 +205,7 @@ class _Replay:
     def __init__(self, n_variants: int, parameters: PcaParameters) -> None:
         self.parameters = parameters
         self.counts = np.zeros((n_variants, 4), dtype=np.int64)
+        self.withheld = np.zeros(n_variants, dtype=np.bool_)
         self.blocks: set[int] = set()
         self.n_blocks = -(-n_variants // parameters.block_size)
         self.selection: Selection | None = None
@@ -211,7 +219,7 @@ class _Replay:
         if isinstance(part, Variants):
             if len(self.blocks) < self.n_blocks:
                 raise ProtocolError(f"{part}: the genotype counts of every block come first")
-            selection = select_variants(self.counts, parameters.maf)
+            selection = select_variants(self.counts, self.withheld, parameters.maf)
             self.selection = selection
             return {
                 "variants": selection.variants,
@@ -229,16 +237,18 @@ class _Replay:
                 "window": np.array([parameters.ld_window]),
             }
         if isinstance(part, Keep):
-            ranges = ld_ranges(m, parameters.ld_window) if parameters.ld_window else []
-            if not ranges or len(self.ld) < len(ranges):
-                raise ProtocolError(f"{part}: every range of LD sums comes first")
-            chromosomes = dataset.variants.chromosome[selection.variants].astype(str)
-            sums = concatenate_ld_sums([self.ld[i] for i in range(len(ranges))])
-            keep = prune(
-                sums, chromosomes, r2_threshold=parameters.ld_r2,
-                window=parameters.ld_window, step=parameters.ld_step,
-            )  # fmt: skip
-            self.kept = np.flatnonzero(keep).astype(np.int64)
+            if self.kept is None:
+                ranges = ld_ranges(m, parameters.ld_window) if parameters.ld_window else []
+                if not ranges or len(self.ld) < len(ranges):
+                    raise ProtocolError(f"{part}: every range of LD sums comes first")
+                chromosomes = dataset.variants.chromosome[selection.variants].astype(str)
+                sums = concatenate_ld_sums([self.ld[i] for i in range(len(ranges))])
+                self.ld.clear()  # pruned once; the pair sums are no longer needed
+                keep = prune(
+                    sums, chromosomes, r2_threshold=parameters.ld_r2,
+                    window=parameters.ld_window, step=parameters.ld_step,
+                )  # fmt: skip
+                self.kept = np.flatnonzero(keep).astype(np.int64)
             return {"variants": self.kept}
         if isinstance(part, Product | Scores):
             iteration = self._iteration(part, m)
@@ -258,10 +268,9 @@ class _Replay:
     def advance(self, part: Part, totals: Totals) -> None:
         """Take the released totals of ``part``."""
         if isinstance(part, Block):
-            size = self.parameters.block_size
-            self.counts[part.index * size : part.index * size + len(totals["counts"])] = totals[
-                "counts"
-            ]
+            rows = slice(part.index * self.parameters.block_size, None)
+            self.counts[rows][: len(totals["counts"])] = totals["counts"]
+            self.withheld[rows][: len(totals["withheld"])] = totals["withheld"]
             self.blocks.add(part.index)
         elif isinstance(part, Ld):
             self.ld[part.index] = ld_sums_from_totals(totals)
@@ -287,3 +296,19 @@ class _Replay:
                 seed=basis_seed(self.parameters.run),
             )
         return self.iteration
+
+
+def imputed_at_mean(dosages: npt.NDArray[np.int8]) -> npt.NDArray[np.int8]:
+    """Set each variant's missing calls to the dosage nearest its mean over the called samples.
+
+    LD sums over every sample then release no sums over the samples missing
+    at one variant of a pair; a variant without a missing call is unchanged.
+    """
+    missing = dosages < 0
+    if not missing.any():
+        return dosages
+    called = (~missing).sum(axis=1)
+    total = np.where(missing, 0, dosages).sum(axis=1, dtype=np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nearest = np.where(called > 0, np.rint(total / called), 0).astype(np.int8)
+    return np.where(missing, nearest[:, None], dosages).astype(np.int8)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from genofed.node.computations.base import Arrays, Task
+from genofed.node.computations.base import Arrays, Task, small_groups
 from genofed.node.dataset import NodeDataset
 from genofed.protocol.computations import variant_qc
 from genofed.protocol.computations.variant_qc import VariantQcParameters
+from genofed.protocol.contract import Part, Totals
 
 __all__ = ["QcTask"]
 
@@ -34,3 +35,10 @@ class QcTask(Task):
         start = index * self.block_size
         stop = min(start + self.block_size, len(self.dataset.variants))
         return {"counts": self.dataset.genotype_counts(start, stop, self.included)}
+
+    def release_totals(
+        self, part: Part, totals: Totals, *, min_count: int, uniform: bool
+    ) -> Arrays:
+        """As the verifier, withhold every count of a variant with a small group."""
+        withheld = small_groups(totals["counts"], min_count)
+        return {"counts": np.where(withheld[:, None], 0, totals["counts"]), "withheld": withheld}

@@ -6,15 +6,21 @@ Parts, each a dict of named arrays that a node masks as a whole:
     C'C, C'y, y'y and n of the study's samples (``C`` the covariates with the
     intercept first, ``y`` the phenotype).
 ``block/<i>``
-    C'g, g'g, g'y and the count of missing calls of each variant of block i.
+    C'g, g'g, g'y over the called samples and the count of missing calls of
+    each variant of block i; with them, for the verifier only, the genotype
+    groups' sizes, the same sums with missing calls replaced by the node's
+    mean dosage, and how the node's missing-call group of the variant stands
+    to those released before (:mod:`genofed.node.missing_groups`). The verifier
+    releases per variant (``treatment``) the exact sums, the imputed ones,
+    or nothing (:class:`~genofed.protocol.contract.Treatment`).
 ``block/<i>/missing``
-    For the variants the coordinator asks for (those with a missing call
-    anywhere in the federation), the missing-call samples' own c c' (packed
-    upper triangle), c y and y^2. Every node answers for the same selection,
-    so the masked arrays have the same shape everywhere.
+    For the variants released exactly with a missing call somewhere in the
+    federation, the missing-call samples' own c c' (packed upper triangle),
+    c y and y^2.
 
-The coordinator adds every node's parts and solves each variant's
-regression on its called samples (:func:`genofed.kernels.linreg.solve_linear`).
+The coordinator solves each variant's regression on its called samples
+(:func:`genofed.kernels.linreg.solve_linear`), as PLINK 2 does; an imputed
+variant's on every sample.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from genofed.protocol.contract import (
     Kind,
     Part,
     PartSpec,
+    Rule,
     Totals,
     block_width,
     triangle,
@@ -118,7 +125,20 @@ CONTRACT = Contract(
                 Array("gtg", Kind.FLOAT, ("v",)),
                 Array("gty", Kind.FLOAT, ("v",)),
                 Array("n_missing", Kind.COUNT, ("v",)),
+                Array("groups", Kind.COUNT, ("v", 4), doc="samples with ALT dosage 0, 1, 2, none"),
+                Array("ctg_imputed", Kind.FLOAT, ("v", "k"), doc="missing calls at the mean"),
+                Array("gtg_imputed", Kind.FLOAT, ("v",)),
+                Array("gty_imputed", Kind.FLOAT, ("v",)),
+                Array("unique", Kind.FLAG, ("v",), doc="missing-call group apart from all before"),
             ),
+            released=(
+                Array("ctg", Kind.FLOAT, ("v", "k"), doc="exact or imputed, per treatment"),
+                Array("gtg", Kind.FLOAT, ("v",)),
+                Array("gty", Kind.FLOAT, ("v",)),
+                Array("n_missing", Kind.COUNT, ("v",), doc="0 unless exact"),
+                Array("treatment", Kind.COUNT, ("v",), doc="0 exact, 1 imputed, 2 withheld"),
+            ),
+            rules=(Rule.MIN_PARTICIPANTS, Rule.MIN_COUNT),
         ),
         PartSpec(
             BlockMissing,
@@ -146,9 +166,30 @@ def null_arrays(sums: NullSums) -> Arrays:
     }
 
 
-def block_arrays(sums: VariantSums) -> Arrays:
-    """Return the per-variant sums of one block that every variant needs."""
-    return {"ctg": sums.ctg, "gtg": sums.gtg, "gty": sums.gty, "n_missing": sums.n_missing}
+def block_arrays(
+    sums: VariantSums, groups: npt.NDArray[np.int64], unique: npt.NDArray[np.bool_]
+) -> Arrays:
+    """Return a node's answer for one block: its sums, and what the verifier judges them by.
+
+    The imputed sums replace each missing call by the node's mean dosage at
+    the variant (0 where the node has no call): ``C'g`` gains the missing
+    samples' covariate sums times the mean, ``g'g`` the mean squared times
+    their number, ``g'y`` their phenotype sum times the mean.
+    """
+    called = groups[:, :3].sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(called > 0, sums.ctg[:, 0] / called, 0.0)
+    return {
+        "ctg": sums.ctg,
+        "gtg": sums.gtg,
+        "gty": sums.gty,
+        "n_missing": sums.n_missing,
+        "groups": groups,
+        "ctg_imputed": sums.ctg + mean[:, None] * sums.missing_ctc[:, 0, :],
+        "gtg_imputed": sums.gtg + mean**2 * sums.n_missing,
+        "gty_imputed": sums.gty + mean * sums.missing_cty[:, 0],
+        "unique": unique,
+    }
 
 
 def missing_arrays(sums: VariantSums | None, rows: npt.NDArray[np.intp], *, k: int) -> Arrays:

@@ -3,8 +3,16 @@
 Parts:
 
 ``block/<i>``
-    Streamed, with no arrays: the node has decoded block i's genotypes for
-    its cohort and keeps them while the coordinator iterates on the block.
+    Streamed: the node has decoded block i's genotypes for its cohort and
+    keeps them while the coordinator iterates on the block. It sends, for
+    the verifier only, each variant's groups (samples with ALT dosage 0, 1,
+    2 and none, among cases and among controls) and how its missing-call
+    groups among cases and among controls stand to those filed before; the
+    verifier releases one ``treatment`` per variant: fitted exactly, or
+    withheld if a group the sums cover (a genotype group; the carriers of
+    an allele among cases or among controls; the cases or the controls with
+    a missing call) has 1 to ``min_count - 1`` samples, or a missing-call
+    group may not be released (:class:`~genofed.protocol.contract.Treatment`).
 ``block/<i>/fit/<f>/round/<j>``
     Round j of fit f of block i (a block's variants are fitted in one or
     two fits, :func:`fits_of`): for the variants asked for, the summed
@@ -38,7 +46,9 @@ from genofed.kernels.logistic import (
     NullLogisticSums,
     RoundRequest,
     RoundSums,
+    ScoreResult,
     ScoreSums,
+    variants_to_refine,
 )
 from genofed.protocol.computations._parts import Block
 from genofed.protocol.contract import (
@@ -48,7 +58,6 @@ from genofed.protocol.contract import (
     Kind,
     Part,
     PartSpec,
-    Release,
     Rule,
     block_width,
     triangle,
@@ -69,6 +78,7 @@ __all__ = [
     "missing_score_from_totals",
     "null_arrays",
     "null_from_totals",
+    "refits",
     "request_arrays",
     "request_from_arrays",
     "score_arrays",
@@ -162,10 +172,15 @@ CONTRACT = Contract(
     parts=(
         PartSpec(
             Block,
-            "the block's genotypes are decoded and kept for its rounds",
-            answer=(),
-            release=Release.NOTHING,
-            rules=(),
+            "the block is decoded and kept for its rounds; which of its variants are fitted",
+            answer=(
+                Array(
+                    "groups", Kind.COUNT, ("v", 8), doc="ALT dosage 0, 1, 2, none: cases, controls"
+                ),
+                Array("unique", Kind.FLAG, ("v", 2), doc="missing-call groups of cases, controls"),
+            ),
+            released=(Array("treatment", Kind.COUNT, ("v",), doc="0 fitted, 2 withheld"),),
+            rules=(Rule.MIN_PARTICIPANTS, Rule.MIN_COUNT),
         ),
         PartSpec(
             BlockRound,
@@ -233,6 +248,13 @@ CONTRACT = Contract(
 )
 
 PIPELINED = 2048  # fewest variants worth fitting in two halves at once
+
+
+def refits(
+    score: ScoreResult, refine_below: float, admitted: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Return the variants the score-test mode refits: below ``refine_below``, if admitted."""
+    return np.intersect1d(variants_to_refine(score, refine_below), admitted).astype(np.int64)
 
 
 def fits_of(chosen: npt.NDArray[np.int64]) -> list[npt.NDArray[np.int64]]:

@@ -10,6 +10,8 @@ any request that departs from it. Parts:
 ``block/<i>``
     Streamed: genotype counts (ALT dosage 0, 1, 2 and missing) of block i
     over every genotyped sample, for the federation's allele frequencies.
+    The verifier withholds the counts of a variant with a group of 1 to
+    ``min_count - 1`` samples, and the PCA leaves it out.
 ``variants``
     Instruction: the variants the PCA uses (:func:`select_variants`: those
     with a minor allele frequency of at least ``maf``, never monomorphic)
@@ -18,7 +20,11 @@ any request that departs from it. Parts:
 ``ld/<i>``
     LD-pruning sums (:func:`genofed.kernels.ld.local_ld_sums`) of the range
     ``rows`` of :func:`ld_ranges` with every variant less than ``window``
-    after each.
+    after each. PLINK 2 sums a pair over the samples called at both, which
+    would release sums over the samples missing at one variant of a pair;
+    instead, a node sets its missing calls of a variant to the dosage
+    nearest its own mean there. Pairs of variants with no missing call
+    anywhere are summed exactly as PLINK 2 does.
 ``keep``
     Instruction: the variants (positions among those of ``variants``) that
     pruning (``plink2 --indep-pairwise``) kept.
@@ -187,6 +193,11 @@ CONTRACT = Contract(
             Block,
             "samples with ALT dosage 0, 1 and 2 and with a missing call, per variant",
             answer=(Array("counts", Kind.COUNT, ("v", 4)),),
+            released=(
+                Array("counts", Kind.COUNT, ("v", 4), doc="zero where withheld"),
+                Array("withheld", Kind.FLAG, ("v",), doc="a count of 1 to min_count - 1"),
+            ),
+            rules=(Rule.MIN_PARTICIPANTS, Rule.MIN_COUNT),
         ),
         PartSpec(
             Variants,
@@ -277,15 +288,19 @@ class Selection:
     filtered: dict[str, int]
 
 
-def select_variants(counts: npt.NDArray[np.int64], maf: float | None) -> Selection:
+def select_variants(
+    counts: npt.NDArray[np.int64], withheld: npt.NDArray[np.bool_], maf: float | None
+) -> Selection:
     """Choose the PCA's variants from the federation's genotype counts ``(V, 4)``.
 
     Variable variants with a minor allele frequency of at least ``maf``;
-    monomorphic ones (and those with no call) are always left out.
+    those whose counts were withheld, monomorphic ones and those with no
+    call are always left out.
     """
     qc = variant_qc(counts)
-    variable = qc.minor_allele_frequency > 0  # NaN (no call) and monomorphic: no scale
-    filtered = {"monomorphic": int((~variable).sum())}
+    filtered = {"withheld": int(withheld.sum())}
+    variable = ~withheld & (qc.minor_allele_frequency > 0)  # NaN (no call): no scale
+    filtered["monomorphic"] = int((~variable).sum()) - filtered["withheld"]
     keep = variable
     if maf is not None:
         low = keep & ~(qc.minor_allele_frequency >= maf)

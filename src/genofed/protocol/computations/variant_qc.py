@@ -4,9 +4,12 @@ The cohort is every genotyped sample, or, given a phenotype, the samples with
 that phenotype and every covariate: the cohort of a GWAS of it.
 
 Parts: ``block/<i>``, the counts of ALT dosage 0, 1 and 2 and of missing
-calls for each variant of block i. The coordinator sums them over the nodes
-and derives allele frequencies, missing-call rates and Hardy-Weinberg exact
-tests (:mod:`genofed.kernels.qc`), as PLINK 2 does.
+calls for each variant of block i. The verifier sums them over the nodes
+and withholds every count of a variant with a group of 1 to ``min_count -
+1`` samples (e.g. 2 samples with ALT dosage 2): its four counts add up to
+the cohort, so one small count could not be hidden alone. The coordinator
+derives allele frequencies, missing-call rates and Hardy-Weinberg exact
+tests of the other variants (:mod:`genofed.kernels.qc`), as PLINK 2 does.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from genofed.protocol.computations._parts import Block
-from genofed.protocol.contract import Array, Contract, Kind, Part, PartSpec, block_width
+from genofed.protocol.contract import Array, Contract, Kind, Part, PartSpec, Rule, block_width
 from genofed.protocol.messages import ColumnName
 
 __all__ = ["CONTRACT", "Block", "VariantQcParameters"]
@@ -63,6 +66,11 @@ CONTRACT = Contract(
             Block,
             "samples with ALT dosage 0, 1 and 2 and with a missing call, per variant",
             answer=(Array("counts", Kind.COUNT, ("v", 4)),),
+            released=(
+                Array("counts", Kind.COUNT, ("v", 4), doc="zero where withheld"),
+                Array("withheld", Kind.FLAG, ("v",), doc="a count of 1 to min_count - 1"),
+            ),
+            rules=(Rule.MIN_PARTICIPANTS, Rule.MIN_COUNT),
         ),
     ),
 )

@@ -121,13 +121,12 @@ class MaskedRound:
 
     def total(
         self, context: PartContext, contributions: Mapping[str, tuple[bytes, bytes]]
-    ) -> tuple[dict[str, FloatArray], dict[str, int]]:
+    ) -> tuple[dict[str, FloatArray], dict[str, dict[str, int]]]:
         """As the verifier, check every participant's signed part and return their total.
 
         ``contributions`` maps each participant to its masked payload and its
         signature, computed for ``context`` (this node's own request and
-        state). Returns the total, and for each rule the participants sent,
-        its strictest (largest) value.
+        state). Returns the total, and each participant's rules as it sent them.
 
         Raises
         ------
@@ -141,7 +140,7 @@ class MaskedRound:
                 f"{self.verifier} does"
             )
         rings = {}
-        rules: dict[str, int] = {}
+        rules: dict[str, dict[str, int]] = {}
         for node in self.participants:
             if node not in contributions:
                 raise ProtocolError(f"the {context.part} part of node {node} is missing")
@@ -155,9 +154,7 @@ class MaskedRound:
                 rings[node] = rings_from_arrays(
                     {k: v for k, v in arrays.items() if k not in settings}
                 )
-                for key, value in settings.items():
-                    name = key.removeprefix(_RULE)
-                    rules[name] = max(rules.get(name, 0), int(value))
+                rules[node] = {k.removeprefix(_RULE): int(v) for k, v in settings.items()}
             except (ProtocolError, TypeError, ValueError) as exc:
                 raise ProtocolError(f"node {node}: {exc}") from exc
         extra = sorted(set(contributions) - set(self.participants))
