@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +125,7 @@ def test_gwas__imputes_each_nodes_missing_calls_where_the_missing_group_is_small
         dosage = g[:, column]
         missing = dosage == MISSING_CALL
         assert missing[complete].any()  # only variants with a missing call are imputed
-        for start, stop in zip(bounds, bounds[1:], strict=False):
+        for start, stop in itertools.pairwise(bounds):
             node = np.zeros(len(dosage), dtype=bool)
             node[start:stop] = True
             called = node & complete & ~missing

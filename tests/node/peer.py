@@ -35,7 +35,7 @@ from genofed.protocol.secagg import (
 
 JOB: dict[str, Any] = {
     "computation": "linear-gwas",
-    "version": 1,
+    "version": 2,
     "parameters": {"phenotype": "ldl", "covariates": ["age", "sex"], "block_size": 1000},
 }
 

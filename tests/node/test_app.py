@@ -96,7 +96,7 @@ def test_node__offers_only_the_catalogue(client: TestClient) -> None:
     assert "public_key of 'EE' has 3 bytes, expected 32" in unknown_study.json()["detail"]
     for bad in (
         {**job, "computation": "python"},
-        {**job, "version": 2},
+        {**job, "version": 1},
         {**job, "code": "import os"},
         {**job, "parameters": {**JOB["parameters"], "block_size": 0}},
         {**job, "aggregation": {**job["aggregation"], "keys": []}},
@@ -249,7 +249,7 @@ def test_node__every_request_is_audited_refusals_included(
         "no ControlledAccessGrants visa" in r.reason and r.computation.endswith("/jobs")
         for r in refused
     )
-    allowed = [r for r in records if r.decision == "allowed" and r.computation == "linear-gwas/1"]
+    allowed = [r for r in records if r.decision == "allowed" and r.computation == "linear-gwas/2"]
     assert allowed[-1].user == "alice@example.org"
     assert allowed[-1].parameters_sha256 == parameters_hash(
         {"parameters": body["parameters"], "aggregation": body["aggregation"]}

@@ -277,7 +277,7 @@ def test_attack__control_the_same_job_with_a_valid_passport_is_allowed(
     assert response.status_code == 201, response.text
     record = audit_records(client)[-1]
     assert (record.decision, record.computation, record.user) == (
-        "allowed", "linear-gwas/1", ALICE,
+        "allowed", "linear-gwas/2", ALICE,
     )  # fmt: skip
     client.post(f"/jobs/{response.json()['id']}/cancel")
 
@@ -294,7 +294,7 @@ def test_attack__substituted_peer_key_is_refused_and_audited(
         f"study key of node '{peer.name}' is not signed by the identity key trusted for "
         f"'{peer.name}'",
     )  # fmt: skip
-    assert record.computation == "linear-gwas/1"
+    assert record.computation == "linear-gwas/2"
     assert record.user == ALICE
 
 
@@ -316,7 +316,7 @@ def test_attack__substituted_node_key_is_refused_and_audited(
     record = refusal(
         client, replayed, 400, "ProtocolError", "study key of node 'EE' is for study", study
     )
-    assert (record.computation, record.user) == ("linear-gwas/1", ALICE)
+    assert (record.computation, record.user) == ("linear-gwas/2", ALICE)
 
     relabelled = client.post("/jobs", json=with_node_key(job, {**old, "study_id": study}))
     refusal(
@@ -353,7 +353,7 @@ def test_attack__differencing_cohorts_is_refused_and_audited(
         client, second, 403, "DisclosureError",
         "node EE refused: rule min_difference", "fewer than 10 samples",
     )  # fmt: skip
-    assert (record.computation, record.user) == ("linear-gwas/1", "eve@example.org")
+    assert (record.computation, record.user) == ("linear-gwas/2", "eve@example.org")
     client.post(f"/jobs/{first.json()['id']}/cancel", headers=eve)
 
 
@@ -366,7 +366,7 @@ def test_attack__cohort_below_min_cohort_is_refused_and_audited(
         small, response, 403, "DisclosureError",
         "node EE refused: rule min_cohort", "fewer than 10000 samples",
     )  # fmt: skip
-    assert (record.computation, record.user) == ("linear-gwas/1", ALICE)
+    assert (record.computation, record.user) == ("linear-gwas/2", ALICE)
 
 
 def test_attack__query_budget_overrun_is_refused_and_audited(
@@ -380,7 +380,7 @@ def test_attack__query_budget_overrun_is_refused_and_audited(
         budget, response, 403, "DisclosureError",
         "node EE refused: rule query_budget", f"{ALICE} has used the 2 jobs allowed",
     )  # fmt: skip
-    assert (record.computation, record.user) == ("linear-gwas/1", ALICE)
+    assert (record.computation, record.user) == ("linear-gwas/2", ALICE)
     for job in admitted:
         budget.post(f"/jobs/{job.json()['id']}/cancel")
 

@@ -91,7 +91,7 @@ def event(n: int = 0, **fields: Any) -> AuditEvent:
     values: dict[str, Any] = {
         "user": f"user{n % 3}@example.org",
         "dataset": "genofed:EE",
-        "computation": "linear-gwas/1",
+        "computation": "linear-gwas/2",
         "parameters": {"phenotype": "ldl", "covariates": ["age", "sex"], "n": n},
         "decision": "allowed",
         "reason": f"event {n}",
@@ -123,7 +123,7 @@ def test_audit_log__appends_and_reads_back_records(log: AuditLog) -> None:
     assert (second.decision, second.reason) == ("refused", "rule min_cohort")
     assert (first.dataset, first.computation, first.bytes_returned) == (
         "genofed:EE",
-        "linear-gwas/1",
+        "linear-gwas/2",
         1001,
     )
     assert (first.request_id, first.job_id, info.job_id) == ("req-1", "job-1", None)
@@ -476,7 +476,7 @@ def test_audit_cli__lists_records_as_a_table_and_as_json(
     header, *rows = capsys.readouterr().out.splitlines()
     assert header.split()[:4] == ["id", "time", "(UTC)", "user"]
     assert [row.split()[0] for row in rows] == ["3", "4"]
-    assert "linear-gwas/1" in rows[0]
+    assert "linear-gwas/2" in rows[0]
     assert rows[0].endswith("event 2")
     assert run_cli(node_dir / "node.toml", "--format", "json") == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -4,6 +4,11 @@ A computation is a module here with a :class:`~genofed.protocol.contract.Contrac
 named ``CONTRACT``, listed in :data:`CONTRACTS`. The node's catalogue
 (:data:`CATALOGUE`) and the job request it accepts (:data:`JobRequest`, told
 apart by the computation's name) are generated from this registry.
+
+A contract's version pins the solver both sides replay: version 2 of every
+computation is verified by the round's verifier with genofed 0.2's solvers
+(PLINK 2's logistic and Firth steps, the Krylov iteration, LD pruning), so
+a node refuses a job of another version rather than replay it differently.
 """
 
 from __future__ import annotations

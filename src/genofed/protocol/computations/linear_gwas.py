@@ -98,7 +98,7 @@ def _dimensions(
 
 CONTRACT = Contract(
     name="linear-gwas",
-    version=1,
+    version=2,
     summary=(
         "Sufficient statistics of a linear-regression GWAS, masked for secure aggregation: "
         "C'C, C'y, y'y and n once, then C'g, g'g, g'y and the missing-call count per "

@@ -160,7 +160,7 @@ _COEFFICIENTS = Array("coefficients", Kind.FLOAT, ("k",), doc="the covariates-on
 
 CONTRACT = Contract(
     name="logistic-gwas",
-    version=1,
+    version=2,
     summary=(
         "Sums of an exact logistic-regression GWAS with PLINK 2's Firth fallback, masked "
         "for secure aggregation: per round, X'(y - mu), X'WX, the log-likelihood and the "

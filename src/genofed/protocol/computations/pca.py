@@ -177,7 +177,7 @@ _PAIR = "sum over the samples called at both variants of a pair"
 
 CONTRACT = Contract(
     name="pca",
-    version=1,
+    version=2,
     summary=(
         "Principal components of the standardised genotypes of the variants asked for: "
         "LD-pruning sums over pairs of them (samples called at both, genotype sums and "

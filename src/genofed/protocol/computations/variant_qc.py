@@ -53,7 +53,7 @@ def _dimensions(
 
 CONTRACT = Contract(
     name="variant-qc",
-    version=1,
+    version=2,
     summary=(
         "Genotype counts per variant over all genotyped samples (or a GWAS's cohort): ALT "
         "dosage 0, 1, 2 and missing, for allele frequencies, missing-call rates and "
