@@ -73,7 +73,7 @@ class AuditEvent:
 
     ``user`` is the passport's user (``None`` when there is no passport: it is
     recorded as ``"anonymous"``). ``computation`` names the catalogue entry and
-    its version (``"linear-gwas/1"``) or the endpoint of an information call.
+    its version (``"linear-gwas/2"``) or the endpoint of an information call.
     ``parameters`` are hashed, never stored. A refusal needs a ``reason``,
     such as the rule that refused it.
     """

@@ -56,6 +56,7 @@ class Task:
         self.groups: dict[str, int] = {}  # e.g. cases and controls, for the min_count rule
         self.participants = 0  # nodes in the job's round, set when the job is admitted
         self.min_count = 1  # this node's [disclosure] min_count, set when the job is admitted
+        self.replaying = True  # whether, as the verifier, it replays the computation
 
     @property
     def samples(self) -> int:

@@ -194,26 +194,31 @@ class LogisticTask(Task):
                 )
                 self._replay(part).admitted = np.flatnonzero(treatment == Treatment.EXACT)
                 return {"treatment": treatment}
-            if isinstance(part, NullRound):
-                self._null.advance(null_from_totals(totals))
-            elif isinstance(part, BlockScore):
-                replay = self._replay(part)
-                fitted = np.zeros(replay.width, dtype=np.bool_)
-                fitted[replay.admitted_variants(part)] = True
+            if isinstance(part, BlockScore):  # released for the fitted variants only
+                fitted = np.zeros(self._replay(part).width, dtype=np.bool_)
+                fitted[self._replay(part).admitted_variants(part)] = True
                 totals = {
                     name: np.where(fitted.reshape((-1,) + (1,) * (value.ndim - 1)), value, 0)
                     for name, value in totals.items()
                 }
-                replay.score = score_from_totals(totals)
-            elif isinstance(part, BlockScoreMissing):
-                replay = self._replay(part)
-                k = self.design.n_covariates
-                rows = replay.missing_rows(part)
-                replay.missing = missing_score_from_totals(totals, rows, replay.width, k)
-            elif isinstance(part, BlockRound):
-                sums = sums_from_totals(totals, participants=self.participants)
-                self._replay(part).fits[part.fit].advance(sums)
+            if self.replaying:
+                self._advance(part, totals)
         return dict(totals)
+
+    def _advance(self, part: Part, totals: Totals) -> None:
+        """Take a released total into the replay (lock held)."""
+        if isinstance(part, NullRound):
+            self._null.advance(null_from_totals(totals))
+        elif isinstance(part, BlockScore):
+            self._replay(part).score = score_from_totals(totals)
+        elif isinstance(part, BlockScoreMissing):
+            replay = self._replay(part)
+            rows = replay.missing_rows(part)
+            k = self.design.n_covariates
+            replay.missing = missing_score_from_totals(totals, rows, replay.width, k)
+        elif isinstance(part, BlockRound):
+            sums = sums_from_totals(totals, participants=self.participants)
+            self._replay(part).fits[part.fit].advance(sums)
 
     def _null_fit(self, part: Part) -> NullLogisticFit:
         if self._null.request() is not None:
