@@ -20,6 +20,9 @@ from pydantic import BaseModel
 
 from genofed.coordinator.client import NodeClient
 from genofed.coordinator.federation import Federation
+from genofed.node.audit import AuditRecord, open_audit_log
+from genofed.node.local import LocalNodes
+from genofed.node.settings import load_settings
 from genofed.protocol.codec import decode_arrays
 from genofed.protocol.computations import contract
 from genofed.protocol.contract import Part
@@ -120,3 +123,20 @@ class Adversary:
         if (node, study) not in self._keys:
             self._keys[node, study] = self.clients[node].study_key(study)
         return self._keys[node, study]
+
+
+def refusals(local: LocalNodes, node: str) -> list[AuditRecord]:
+    """The requests ``node`` refused, in order, as its audit log records them.
+
+    For a test's checks: the node's operator reads the log, never the attacker.
+    """
+    for config in local.configs:
+        settings = load_settings(config)
+        if settings.node.name == node:
+            state = settings.node.state_dir or settings.data.bfile.parent
+            log = open_audit_log(settings.audit.database or state / "audit.sqlite3")
+            try:
+                return [record for record in log.records() if record.decision == "refused"]
+            finally:
+                log.close()
+    raise KeyError(f"no node {node} among the running nodes")

@@ -29,11 +29,15 @@ def test_cli_demo__runs_the_pca_and_the_federated_gwas_end_to_end(
     table = read_gwas_ssf(out / "results" / "ldl.tsv")
     assert len(table) == 2000
     assert np.nanmin(table.p_value) == pytest.approx(gwas["top_hits"][0]["p_value"])
+    assert set(table.extra["disclosure"]) == {".", "IMPUTED", "WITHHELD"}
+    assert np.isnan(table.p_value[table.extra["disclosure"] == "WITHHELD"]).all()
     pca = record["pca"]
     assert len(pca["eigenvalues"]) == 10
     assert pca["eigenvalues"] == sorted(pca["eigenvalues"], reverse=True)
     assert 0 < pca["variants_used"] < 2000
     assert pca["filtered"]["ld"] > 0
+    assert pca["filtered"]["withheld"] > 0  # counts of a group of 1 to 4 samples
+    assert pca["variants_used"] + sum(pca["filtered"].values()) == 2000
     with_pcs = record["gwas_with_pcs"]
     assert record["lambda_gc"] == {
         "without_pcs": gwas["lambda_gc"],
@@ -51,7 +55,12 @@ def test_cli_demo__runs_the_pca_and_the_federated_gwas_end_to_end(
     assert t2d.effect == "odds_ratio"
     assert len(t2d) == 2000
     header = (out / "results" / "t2d.pcs.tsv").read_text().split("\n", 1)[0].split("\t")
-    assert header[-4:] == ["n_cases", "n_controls", "firth", "errcode"]
+    assert header[-5:] == ["n_cases", "n_controls", "firth", "errcode", "disclosure"]
+    released = t2d.extra["disclosure"] == "."
+    assert set(t2d.extra["disclosure"]) == {".", "WITHHELD"}  # no imputation for logistic
+    assert released.sum() > 20
+    assert np.isnan(t2d.p_value[~released]).all()
+    assert np.nanmin(t2d.p_value) == pytest.approx(disease["top_hits"][0]["p_value"])
     assert len(record["plots"]) == 7  # the PC picture, and Manhattan and QQ of three GWAS
     for plot in record["plots"]:
         assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

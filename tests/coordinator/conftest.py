@@ -36,7 +36,7 @@ from genofed.protocol.cards import read_card
 from genofed.protocol.messages import API_PREFIX
 from genofed.sim import SimulationResult
 from tests.conftest import passport_for
-from tests.coordinator.pooled import Pooled
+from tests.coordinator.pooled import MIN_COUNT, Pooled
 
 # Three nodes of different sizes, cut through the pooled samples of the six countries.
 NODE_SIZES = {"alpha": 300, "beta": 500, "gamma": 700}
@@ -46,6 +46,7 @@ BLOCK_SIZE = 250  # variants per block: four blocks per study
 MONOMORPHIC_AT_ALPHA = 9  # ALT count 0 at every sample of node alpha
 MISSING_AT_BETA = 6  # every call missing at node beta
 ALL_HETEROZYGOUS = 1  # every called sample heterozygous: far from Hardy-Weinberg
+NO_MISSING_CALL = 2  # every sample called (REF homozygous where the call was missing)
 ONLY_AT_ALPHA_AND_BETA = "hdl"  # a phenotype column node gamma lacks
 
 Failure = Literal["unreachable", "server error"]
@@ -109,6 +110,7 @@ def split(
     dosages[rows["beta"], MISSING_AT_BETA] = MISSING_CALL
     called = dosages[:, ALL_HETEROZYGOUS] != MISSING_CALL
     dosages[called, ALL_HETEROZYGOUS] = 1
+    dosages[dosages[:, NO_MISSING_CALL] == MISSING_CALL, NO_MISSING_CALL] = 0
     hdl = np.round(rng.normal(1.4, 0.3, len(order)), 3)
 
     out = tmp_path_factory.mktemp("split")
@@ -171,6 +173,7 @@ def configured(split: tuple[Pooled, dict[str, Path]], issuer: Issuer) -> Nodes:
     for init in inits:
         loaded = load_settings(init.config)
         settings[loaded.node.name] = loaded
+    assert all(node.disclosure.min_count == MIN_COUNT for node in settings.values())
     return Nodes(Federation(tuple(read_card(card) for card in cards)), settings, {})
 
 

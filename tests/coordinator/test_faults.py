@@ -28,11 +28,17 @@ from tests.coordinator.conftest import (
     serve,
     with_state,
 )
-from tests.coordinator.pooled import Pooled, assert_table_equals, linear_gwas
+from tests.coordinator.pooled import (
+    Pooled,
+    assert_table_equals,
+    categories,
+    released_gwas,
+    small_group,
+)
 
 COVARIATES = ("age", "sex")
 
-COLUMNS = ("beta", "standard_error", "p_value", "n", "effect_allele_frequency")
+COLUMNS = ("beta", "standard_error", "p_value", "n", "effect_allele_frequency", "disclosure")
 
 
 def gwas(
@@ -95,8 +101,10 @@ def test_gwas__node_failing_mid_study_is_dropped_and_the_study_rerun_over_the_ot
     assert direct.dropped == ()
     assert direct.samples_per_node == rerun.samples_per_node
     for column in COLUMNS:
-        np.testing.assert_array_equal(getattr(rerun.table, column), getattr(direct.table, column))
-    assert_table_equals(rerun.table, linear_gwas(pooled, "ldl", COVARIATES, nodes=remaining))
+        np.testing.assert_array_equal(rerun.table.column(column), direct.table.column(column))
+    expected = released_gwas(pooled, "ldl", COVARIATES, nodes=remaining)
+    assert_table_equals(rerun.table, expected)
+    assert all(count > 0 for count in categories(expected.disclosure).values())
 
 
 @pytest.mark.parametrize("failure", ["unreachable", "server error"])
@@ -135,7 +143,7 @@ def test_gwas__node_failing_after_some_requests_is_dropped_whatever_the_round(
         assert rerun.dropped == ("beta",), after
         for column in COLUMNS:
             np.testing.assert_array_equal(
-                getattr(rerun.table, column), getattr(without.table, column), err_msg=column
+                rerun.table.column(column), without.table.column(column), err_msg=column
             )
         relay.recover()
 
@@ -168,8 +176,20 @@ def test_qc__node_failing_mid_study_is_dropped_and_the_counts_are_over_the_other
     )  # fmt: skip
     assert qc.dropped == ("alpha",)
     assert list(qc.samples_per_node) == ["beta", "gamma"]
-    others = np.r_[pooled.rows["beta"], pooled.rows["gamma"]]
-    np.testing.assert_array_equal(qc.result.counts, genotype_counts(pooled.dosages[others]))
+    counts = genotype_counts(pooled.dosages[pooled.of(("beta", "gamma"))])
+    withheld = small_group(counts)  # a count of 1 to min_count - 1, missing calls included
+    assert 0 < withheld.sum() < len(withheld)
+    np.testing.assert_array_equal(qc.withheld, withheld)
+    np.testing.assert_array_equal(qc.result.counts[~withheld], counts[~withheld])
+    assert not qc.result.counts[withheld].any()
+    header, *rows = (line.split("\t") for line in qc.tsv.read_text().splitlines())
+    shown = {name: np.array([row[i] for row in rows]) for i, name in enumerate(header)}
+    np.testing.assert_array_equal(shown["disclosure"], np.where(withheld, "WITHHELD", "."))
+    for name in ("effect_allele_frequency", "missing_count", "missing_rate", "hwe_p", "n"):
+        assert (shown[name][withheld] == "NA").all(), name
+    shown_counts = np.column_stack([shown["n"], shown["missing_count"]])[~withheld].astype(int)
+    np.testing.assert_array_equal(shown_counts[:, 0], counts[~withheld, :3].sum(axis=1))
+    np.testing.assert_array_equal(shown_counts[:, 1], counts[~withheld, 3])
 
 
 @pytest.fixture

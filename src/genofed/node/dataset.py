@@ -170,14 +170,20 @@ class NodeDataset:
         """Return the linear sums, genotype groups and missing calls of variants ``start:stop``.
 
         The groups count the ``cohort``'s samples with ALT dosage 0, 1, 2 and
-        none; the missing calls are ``(variants, cohort samples)``.
+        none; the missing calls are ``(variants, samples)`` over every sample.
         """
         block = self._bed.block(start, stop)
         sums = local_variant_sums_packed(design, block)
         groups = genotype_counts_packed(block, len(self.iids), cohort)
-        missing = decode_rows(block, len(self.iids), np.flatnonzero(cohort)) < 0
+        missing = decode_rows(block, len(self.iids)) < 0
         self._bed.release(start, stop)
         return sums, groups, missing
+
+    def missing_calls(self, start: int, stop: int) -> npt.NDArray[np.bool_]:
+        """Missing calls of variants ``start:stop`` over every sample: ``(variants, samples)``."""
+        missing = decode_rows(self._bed.block(start, stop), len(self.iids)) < 0
+        self._bed.release(start, stop)
+        return missing
 
     def decoded_block(
         self, start: int, stop: int, samples: npt.NDArray[np.intp]

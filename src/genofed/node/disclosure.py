@@ -168,6 +168,24 @@ class DisclosureLedger:
             self._db.execute("INSERT INTO jobs VALUES (?, ?)", (user, time.time()))
             self._db.execute("COMMIT")
 
+    def differences(self, included: npt.NDArray[np.bool_]) -> list[npt.NDArray[np.bool_]]:
+        """Return, for every other cohort on record, the samples it and ``included`` do not share.
+
+        A job's sums over its cohort, less another job's over theirs, cover
+        these samples; the small-group rule keeps what each variant's sums add
+        or drop of them from covering 1 to ``min_count - 1`` people.
+        """
+        digest = hashlib.sha256(np.packbits(included).tobytes()).hexdigest()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT members FROM cohorts WHERE digest != ?", (digest,)
+            ).fetchall()
+        return [
+            np.unpackbits(np.frombuffer(members, dtype=np.uint8))[: len(included)].astype(bool)
+            != included
+            for (members,) in rows
+        ]
+
     def _check_difference(self, user: str, digest: str, included: npt.NDArray[np.bool_]) -> None:
         """Refuse a cohort 1 to ``min_difference - 1`` samples away from one on record."""
         query = "SELECT DISTINCT members FROM cohorts WHERE digest != ?"

@@ -163,6 +163,8 @@ class JobManager:
         task.min_count = self.min_count
         task.replaying = "request-checks" not in self.ledger.rules.disabled
         self.ledger.check_groups(**task.groups)
+        if self.min_count > 1:
+            task.cohort_differences = self.ledger.differences(task.included)
         self.ledger.admit(user, task.included, masking.participants)
         job = _Job(
             secrets.token_hex(8),

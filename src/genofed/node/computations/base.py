@@ -12,7 +12,16 @@ from genofed.errors import GenofedError
 from genofed.node.dataset import NodeDataset
 from genofed.protocol.contract import Arrays, Contract, Part, Totals, Treatment
 
-__all__ = ["Arrays", "NotReady", "Task", "UnknownPart", "small_groups", "treatments", "unique_if"]
+__all__ = [
+    "Arrays",
+    "NotReady",
+    "Task",
+    "UnknownPart",
+    "close_across_cohorts",
+    "small_groups",
+    "treatments",
+    "unique_if",
+]
 
 
 class UnknownPart(GenofedError):
@@ -57,6 +66,8 @@ class Task:
         self.participants = 0  # nodes in the job's round, set when the job is admitted
         self.min_count = 1  # this node's [disclosure] min_count, set when the job is admitted
         self.replaying = True  # whether, as the verifier, it replays the computation
+        # samples this job's cohort and each other cohort on record at the node do not share
+        self.cohort_differences: list[npt.NDArray[np.bool_]] = []
 
     @property
     def samples(self) -> int:
@@ -135,6 +146,7 @@ def treatments(
     groups: npt.NDArray[np.int64],
     missing: npt.NDArray[np.int64],
     unique: npt.NDArray[np.int64],
+    close: npt.NDArray[np.int64],
     min_count: int,
     *,
     impute: bool,
@@ -144,16 +156,20 @@ def treatments(
     ``groups`` are the federation's genotype groups ``(variants, g)`` (e.g.
     the samples with ALT dosage 0, 1 and 2); a group of 1 to ``min_count -
     1`` samples withholds the row. ``missing`` are the variant's missing
-    calls, and ``unique`` how many nodes hold a missing-call group of it of
+    calls; ``unique`` counts the nodes holding a missing-call group of it of
     at least ``min_count`` samples that differs by at least ``min_count``
-    from every one they filed before it
-    (:class:`~genofed.node.missing_groups.MissingGroups`). Sums over the
-    called samples are released only without missing calls or with a unique
-    group somewhere: then any two released missing-call groups differ by at
-    least ``min_count`` samples. Otherwise the row is imputed if ``impute``,
-    and withheld if not.
+    from every one they filed before it in the job
+    (:class:`~genofed.node.missing_groups.MissingGroups`); ``close`` counts
+    the nodes where its sums would come within ``min_count - 1`` people of
+    its sums over another cohort on record (:func:`apart_across_cohorts`).
+    Sums over the called samples are released only without missing calls,
+    or with a unique group somewhere and no node close: then any two released
+    missing-call groups, in this job or against another cohort's, differ by
+    0 or at least ``min_count`` people. Otherwise the row is imputed if
+    ``impute``, and withheld if not.
     """
-    missing_fits = (missing == 0) | ((unique > 0) & (missing >= min_count))
+    fits = (unique > 0) & (missing >= min_count) & (close == 0)
+    missing_fits = (missing == 0) | fits
     missing_treatment = Treatment.IMPUTED if impute else Treatment.WITHHELD
     treatment = np.where(missing_fits, Treatment.EXACT, missing_treatment)
     return np.where(small_groups(groups, min_count), Treatment.WITHHELD, treatment).astype(np.int64)
@@ -168,3 +184,25 @@ def unique_if(totals: Totals, uniform: bool) -> npt.NDArray[np.int64]:
     """
     unique: npt.NDArray[np.int64] = totals["unique"] if uniform else np.zeros_like(totals["unique"])
     return unique
+
+
+def close_across_cohorts(
+    missing: npt.NDArray[np.bool_], differences: list[npt.NDArray[np.bool_]], min_count: int
+) -> npt.NDArray[np.bool_]:
+    """Return, per variant, whether its sums here come close to other jobs' sums over it.
+
+    ``missing`` is ``(variants, samples)`` over every sample of the node,
+    ``differences`` the samples this job's cohort and each other cohort on
+    record do not share. Between two jobs, a variant's missing-call groups
+    differ by the difference's samples missing at it, and its called samples
+    by the difference's others; the variant is close if either is 1 to
+    ``min_count - 1``. Any node finding a variant close keeps it from being
+    released exactly: the federation's difference is the sum of the nodes'.
+    """
+    close = np.zeros(len(missing), dtype=np.bool_)
+    for difference in differences:
+        absent = np.count_nonzero(missing[:, difference], axis=1)
+        present = int(difference.sum()) - absent
+        for count in (absent, present):
+            close |= (count > 0) & (count < min_count)
+    return close

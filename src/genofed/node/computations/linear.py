@@ -20,7 +20,14 @@ import numpy.typing as npt
 
 from genofed.errors import ProtocolError
 from genofed.kernels.linreg import LinearDesign, VariantSums, local_null_sums
-from genofed.node.computations.base import Arrays, Task, UnknownPart, treatments, unique_if
+from genofed.node.computations.base import (
+    Arrays,
+    Task,
+    UnknownPart,
+    close_across_cohorts,
+    treatments,
+    unique_if,
+)
 from genofed.node.dataset import NodeDataset
 from genofed.node.missing_groups import MissingGroups
 from genofed.protocol.computations import linear_gwas
@@ -71,11 +78,12 @@ class LinearTask(Task):
         )
         if self._groups is None:
             self._groups = MissingGroups(self.samples, min_count=self.min_count)
-        unique = self._groups.check(missing)
+        unique = self._groups.check(missing[:, self.inputs.included])
+        close = close_across_cohorts(missing, self.cohort_differences, self.min_count)
         if sums.n_missing.any():
             with self._lock:
                 self._kept[index] = sums
-        return block_arrays(sums, groups, unique)
+        return block_arrays(sums, groups, unique, close)
 
     def answer(self, part: Part, request: Mapping[str, npt.NDArray[np.generic]]) -> Arrays:
         """Return ``block/<i>/missing`` of the ``variants`` asked for (zeros if none is here)."""
@@ -103,7 +111,12 @@ class LinearTask(Task):
             return dict(totals)
         n_missing = totals["n_missing"]
         treatment = treatments(
-            totals["groups"][:, :3], n_missing, unique_if(totals, uniform), min_count, impute=True
+            totals["groups"][:, :3],
+            n_missing,
+            unique_if(totals, uniform),
+            totals["close"],
+            min_count,
+            impute=True,
         )
         exact, imputed = treatment == Treatment.EXACT, treatment == Treatment.IMPUTED
         with self._lock:

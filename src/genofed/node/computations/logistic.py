@@ -41,6 +41,7 @@ from genofed.node.computations.base import (
     NotReady,
     Task,
     UnknownPart,
+    close_across_cohorts,
     treatments,
     unique_if,
 )
@@ -108,6 +109,9 @@ class LogisticTask(Task):
                 MissingGroups(int((~cases).sum()), min_count=self.min_count),
             )
         missing = dosages < 0
+        close = close_across_cohorts(
+            self.dataset.missing_calls(start, stop), self.cohort_differences, self.min_count
+        )
         unique = np.column_stack(
             [self._groups[0].check(missing[:, cases]), self._groups[1].check(missing[:, ~cases])]
         )
@@ -120,7 +124,7 @@ class LogisticTask(Task):
         groups[:, 7] = int((~cases).sum()) - groups[:, 4:7].sum(axis=1)
         with self._lock:
             self._kept[index] = LogisticBlock(dosages)
-        return {"groups": groups, "unique": unique}
+        return {"groups": groups, "unique": unique, "close": close}
 
     def answer(self, part: Part, request: Mapping[str, npt.NDArray[np.generic]]) -> Arrays:
         """Answer a round of a block, a round of the null model, or a block's score test."""
@@ -188,9 +192,14 @@ class LogisticTask(Task):
             if isinstance(part, Block):
                 cells, unique = totals["groups"], unique_if(totals, uniform)
                 released_groups = groups_released(cells)
+                close = totals["close"]
                 treatment = np.maximum(  # the stricter of the cases' and the controls' treatment
-                    treatments(released_groups, cells[:, 3], unique[:, 0], min_count, impute=False),
-                    treatments(released_groups, cells[:, 7], unique[:, 1], min_count, impute=False),
+                    treatments(
+                        released_groups, cells[:, 3], unique[:, 0], close, min_count, impute=False
+                    ),
+                    treatments(
+                        released_groups, cells[:, 7], unique[:, 1], close, min_count, impute=False
+                    ),
                 )
                 self._replay(part).admitted = np.flatnonzero(treatment == Treatment.EXACT)
                 return {"treatment": treatment}

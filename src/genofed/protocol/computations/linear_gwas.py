@@ -130,6 +130,7 @@ CONTRACT = Contract(
                 Array("gtg_imputed", Kind.FLOAT, ("v",)),
                 Array("gty_imputed", Kind.FLOAT, ("v",)),
                 Array("unique", Kind.FLAG, ("v",), doc="missing-call group apart from all before"),
+                Array("close", Kind.FLAG, ("v",), doc="sums near another cohort's here"),
             ),
             released=(
                 Array("ctg", Kind.FLOAT, ("v", "k"), doc="exact or imputed, per treatment"),
@@ -167,7 +168,10 @@ def null_arrays(sums: NullSums) -> Arrays:
 
 
 def block_arrays(
-    sums: VariantSums, groups: npt.NDArray[np.int64], unique: npt.NDArray[np.bool_]
+    sums: VariantSums,
+    groups: npt.NDArray[np.int64],
+    unique: npt.NDArray[np.bool_],
+    close: npt.NDArray[np.bool_],
 ) -> Arrays:
     """Return a node's answer for one block: its sums, and what the verifier judges them by.
 
@@ -189,6 +193,7 @@ def block_arrays(
         "gtg_imputed": sums.gtg + mean**2 * sums.n_missing,
         "gty_imputed": sums.gty + mean * sums.missing_cty[:, 0],
         "unique": unique,
+        "close": close,
     }
 
 

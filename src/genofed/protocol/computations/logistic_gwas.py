@@ -178,6 +178,7 @@ CONTRACT = Contract(
                     "groups", Kind.COUNT, ("v", 8), doc="ALT dosage 0, 1, 2, none: cases, controls"
                 ),
                 Array("unique", Kind.FLAG, ("v", 2), doc="missing-call groups of cases, controls"),
+                Array("close", Kind.FLAG, ("v",), doc="sums near another cohort's here"),
             ),
             released=(Array("treatment", Kind.COUNT, ("v",), doc="0 fitted, 2 withheld"),),
             rules=(Rule.MIN_PARTICIPANTS, Rule.MIN_COUNT),

@@ -9,8 +9,9 @@ of all participants' parts is still masked for the coordinator. The
 coordinator hands every participant's signed part to the verifier, which
 checks each signature, sums the parts (the pairwise masks cancel), lifts the
 gates and releases the total under the part's rules. The verifier of a
-round is one of its participants, chosen from the study and the round label
-(:func:`choose_verifier`), so the coordinator cannot pick it.
+round is one of its participants, drawn from the study and the round label
+(:func:`choose_verifier`): every party computes the same one, and any
+participant will do, since the peers trust each other to verify.
 """
 
 from __future__ import annotations
