@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
 
 from genofed.aai import init_issuer, issue_passport
 from genofed.coordinator import Federation, create_federation
@@ -51,3 +55,15 @@ def local_federation(node_dirs: list[Path], out: Path) -> LocalFederation:
     grants = [f"genofed:{d.name}" for d in node_dirs]
     passport = issue_passport(issuer.directory, user="bench@genofed.test", grants=grants)
     return LocalFederation(configs, federation, passport, node_dirs)
+
+
+def verification(verify_seconds: float, seconds: float) -> str:
+    """The verifiers' time (replaying requests, checking and releasing totals) and its share."""
+    return f"verification {verify_seconds:.2f} s ({verify_seconds / seconds:.1%} of the study)"
+
+
+def disclosure_shares(labels: npt.NDArray[np.generic]) -> str:
+    """Share of rows per disclosure treatment (exact, imputed, withheld)."""
+    counts = Counter(np.asarray(labels).tolist())
+    names = {".": "exact", "IMPUTED": "imputed", "WITHHELD": "withheld"}
+    return ", ".join(f"{name} {counts[label] / len(labels):.1%}" for label, name in names.items())

@@ -2,13 +2,15 @@
 
 Usage: python bench/gwas.py [--samples 20000] [--variants 100000] [--nodes 3]
                             [--node-sizes 60000,1000] [--covariates 10]
-                            [--missing 0,0.01] [--workdir DIR] [--keep] [--skip-plink]
+                            [--missing 0,0.001,0.01,0.05] [--workdir DIR] [--keep] [--skip-plink]
 
 For each missing-call rate the script writes synthetic genotypes (split over
 ``--nodes`` node file sets plus the pooled set), starts the nodes as real
 uvicorn processes on loopback, times ``run_linear_gwas`` (HTTP included,
 node start-up excluded) and ``plink2 --glm`` on the pooled files, and prints
-the wall-time ratio and each node's peak resident memory.
+the wall-time ratio, the share of time the rounds' verifiers spent checking,
+the share of rows released PLINK-exact, imputed and withheld, and each node's
+peak resident memory.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _federation import local_federation  # bench/ is the script's directory
+from _federation import disclosure_shares, local_federation, verification  # bench/: script dir
 from _synthetic import pack_codes, random_codes
 from genofed.coordinator import run_linear_gwas
 from genofed.io import write_phenotype_table
@@ -141,6 +143,8 @@ def run(args: argparse.Namespace, missing: float, workdir: Path) -> None:
     print(
         f"  missing calls {missing:.0%}: genofed {genofed_s:.2f} s, {plink} "
         f"({tested:,} variants tested)\n"
+        f"  {verification(study.verify_seconds, genofed_s)}; rows "
+        f"{disclosure_shares(study.table.extra['disclosure'])}\n"
         f"  node peak RSS: " + ", ".join(f"{n} {gb:.2f} GB" for n, gb in rss.items()) + "\n"
         "  sent by each node (audit log): "
         + ", ".join(f"{n} {mb:.1f} MB" for n, mb in sent.items()),
@@ -157,7 +161,9 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--node-sizes", help="samples per node, e.g. 60000,1000 (overrides both)")
     parser.add_argument("--covariates", type=int, default=10)
-    parser.add_argument("--missing", default="0,0.01", help="comma-separated missing-call rates")
+    parser.add_argument(
+        "--missing", default="0,0.001,0.01,0.05", help="comma-separated missing-call rates"
+    )
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the data files")
     parser.add_argument("--skip-plink", action="store_true", help="measure genofed only")

@@ -10,7 +10,8 @@ serve`` processes (HTTPS, passports, audit log and secure aggregation on);
 times ``run_gwas(model="logistic")`` end to end (node start-up excluded), in
 the default Wald mode and in the score-test mode, and
 ``plink2 --glm hide-covar omit-ref --1`` on the pooled files, and prints the
-wall-time ratio, the Firth count and the bytes each node sent.
+wall-time ratio, the Firth count, the verifiers' share of the time, the share
+of rows released and withheld, and the bytes each node sent.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _federation import local_federation  # bench/ is the script's directory
+from _federation import disclosure_shares, local_federation, verification  # bench/: script dir
 from genofed.coordinator import run_gwas
 from genofed.node.local import LocalNodes
 from gwas import node_sizes, write_data
@@ -55,7 +56,7 @@ def main() -> None:
     covariates = [f"c{i + 1}" for i in range(args.covariates)]
     setup = local_federation(node_dirs, out)
     configs, federation, passport = setup.configs, setup.federation, setup.passport
-    seconds, firth = {}, 0
+    seconds, firth, checks = {}, 0, {}
     with LocalNodes(configs):
         for test in ("wald", "score"):
             started = time.perf_counter()
@@ -65,6 +66,10 @@ def main() -> None:
                 passport=passport,
             )  # fmt: skip
             seconds[test] = time.perf_counter() - started
+            checks[test] = (
+                f"  {test}: {verification(study.verify_seconds, seconds[test])}; rows "
+                f"{disclosure_shares(study.table.extra['disclosure'])}\n"
+            )
             if test == "wald":
                 firth = int(study.table.extra["firth"].sum())
     command = [
@@ -81,7 +86,7 @@ def main() -> None:
         f"  logistic (firth-fallback): genofed {seconds['wald']:.2f} s, plink2 {plink_s:.2f} s, "
         f"ratio {seconds['wald'] / plink_s:.2f}; {firth:,} variants fitted with Firth\n"
         f"  score-test mode (refit below p {args.refine_below:g}): {seconds['score']:.2f} s, "
-        f"ratio {seconds['score'] / plink_s:.3f}\n"
+        f"ratio {seconds['score'] / plink_s:.3f}\n{checks['wald']}{checks['score']}"
         "  sent by each node (audit log): "
         + ", ".join(f"{n} {mb:.1f} MB" for n, mb in sent.items()),
         flush=True,

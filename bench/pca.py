@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _federation import local_federation  # bench/ is the script's directory
+from _federation import local_federation, verification  # bench/ is the script's directory
 from _synthetic import pack_codes
 from genofed.coordinator.pca import LdPruning, run_pca
 from genofed.io import write_phenotype_table
@@ -196,6 +196,7 @@ def main() -> None:
         f"  genofed pca {genofed_s:.2f} s; plink2 {plink_s:.2f} s "
         f"(--indep-pairwise {prune_s:.2f} s, --pca approx {pca_s:.2f} s); "
         f"ratio {genofed_s / plink_s:.2f}\n"
+        f"  {verification(pca.verify_seconds, genofed_s)}\n"
         f"  variants kept by pruning: genofed {len(ours):,}, plink2 {len(theirs):,} "
         f"of {args.variants:,}; prune.in identical: {'yes' if ours == theirs else 'NO'}\n"
         f"  PCA rounds: {pca.result.iterations} ({converged}, largest residual "

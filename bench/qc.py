@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _federation import local_federation  # bench/ is the script's directory
+from _federation import local_federation, verification  # bench/ is the script's directory
 from genofed.coordinator import run_qc
 from genofed.node.local import LocalNodes
 from gwas import node_sizes, write_data
@@ -51,7 +51,7 @@ def main() -> None:
     configs, federation, passport = setup.configs, setup.federation, setup.passport
     with LocalNodes(configs):
         started = time.perf_counter()
-        run_qc(federation, out=out / "qc", passport=passport)
+        study = run_qc(federation, out=out / "qc", passport=passport)
         genofed_s = time.perf_counter() - started
     command = [
         "plink2", "--bfile", str(pooled), "--freq", "--missing", "variant-only", "--hardy",
@@ -63,6 +63,8 @@ def main() -> None:
     sent = setup.megabytes_sent()
     print(
         f"  genofed qc {genofed_s:.2f} s, plink2 {plink_s:.2f} s, ratio {genofed_s / plink_s:.2f}\n"
+        f"  {verification(study.verify_seconds, genofed_s)}; "
+        f"{study.withheld.mean():.1%} of variants withheld\n"
         "  sent by each node (audit log): "
         + ", ".join(f"{n} {mb:.1f} MB" for n, mb in sent.items()),
         flush=True,

@@ -79,6 +79,7 @@ def test_gwas__split_over_three_nodes_equals_the_pooled_kernel(
     }
     assert ldl.dropped == ()
     assert ldl.filtered == {}
+    assert 0 < ldl.verify_seconds < ldl.seconds  # the verifiers reported their time
     assert ldl.tsv.exists()
     assert ldl.metadata.exists()
     assert "failed during the study" not in ldl.metadata.read_text()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import ssl
 import time
 from collections.abc import Mapping
@@ -132,10 +131,12 @@ class NodeClient:
         """Fetch a job's state and progress."""
         return self._model(JobStatus, self._call("GET", f"/jobs/{job_id}"))
 
-    def cancel(self, job_id: str) -> None:
-        """Cancel a job, ignoring a node that is already gone."""
-        with contextlib.suppress(NodeError):
-            self._call("POST", f"/jobs/{job_id}/cancel")
+    def cancel(self, job_id: str) -> JobStatus | None:
+        """Cancel a job and return its last status; None if the node is already gone."""
+        try:
+            return self._model(JobStatus, self._call("POST", f"/jobs/{job_id}/cancel"))
+        except NodeError:
+            return None
 
     def result(self, job_id: str, part: str, *, timeout: float) -> tuple[bytes, bytes, int]:
         """Wait for a result part; return it, the node's signature and the blocks done.

@@ -77,6 +77,7 @@ class LinearGwas:
     model: str = "linear"  # or "logistic": ``table.beta`` is then the log odds ratio
     trait: str = ""
     cases_per_node: dict[str, int | None] = field(default_factory=dict)  # logistic only
+    verify_seconds: float = 0.0  # the rounds' verifiers replaying requests and releasing totals
 
 
 def run_linear_gwas(federation: Federation, **options: Any) -> LinearGwas:
@@ -217,7 +218,7 @@ def run_gwas(
             return table, {name: round.samples[name] for name in round.names}
 
         table, samples = study.run(run)
-        dropped = tuple(study.dropped)
+        dropped, verify_seconds = tuple(study.dropped), study.verify_seconds
     if keep is not None:
         table = table.take(np.flatnonzero(keep))
     notes = [
@@ -258,6 +259,7 @@ def run_gwas(
         model,
         phenotype,
         {name: cases[name] for name in samples if name in cases},
+        verify_seconds,
     )
 
 

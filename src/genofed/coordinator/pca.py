@@ -109,6 +109,7 @@ class PcaRun:
     summaries: dict[str, NodeSummary]
     files: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
+    verify_seconds: float = 0.0  # the rounds' verifiers replaying requests and releasing totals
 
 
 def run_pca(
@@ -208,6 +209,7 @@ def run_pca(
             return _Found(counts, withheld, selection.filtered, chosen[kept], result, summaries)
 
         found = study.run(body)
+        verify_seconds = study.verify_seconds
         filtered = dict(found.filtered)
         if ld.window > 0:
             chosen_before = select_variants(found.counts, found.withheld, maf).variants
@@ -228,6 +230,7 @@ def run_pca(
         summaries=summaries,
         files=targets,
         seconds=time.monotonic() - started,
+        verify_seconds=verify_seconds,
     )
     _write_outputs(targets, variants, chosen, qc.alt_frequency[chosen], run)
     return run

@@ -48,6 +48,7 @@ class VariantQc:
     seconds: float
     dropped: tuple[str, ...] = ()
     withheld: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
+    verify_seconds: float = 0.0  # the rounds' verifiers releasing totals
 
 
 def run_qc(
@@ -80,7 +81,7 @@ def run_qc(
         result, samples = study.run(
             lambda round: federated_qc(round, len(variants["variant_id"]), parameters, progress)
         )
-        dropped = tuple(study.dropped)
+        dropped, verify_seconds = tuple(study.dropped), study.verify_seconds
     logger.info("QC: %d variants withheld as small groups", int(result.withheld.sum()))
     qc = result.qc
     columns: dict[str, npt.NDArray[np.generic]] = {
@@ -92,7 +93,7 @@ def run_qc(
     }
     tsv = write_qc_table(Path(f"{out}.tsv"), variants, columns, result.withheld)
     seconds = time.monotonic() - started
-    return VariantQc(qc, tsv, samples, seconds, dropped, result.withheld)
+    return VariantQc(qc, tsv, samples, seconds, dropped, result.withheld, verify_seconds)
 
 
 @dataclass(frozen=True)

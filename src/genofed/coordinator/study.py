@@ -163,11 +163,17 @@ class Round:
             released[name] = arrays_of_node
         return released
 
-    def cancel(self) -> None:
-        """Cancel every job of the round, ignoring nodes that are gone."""
+    def cancel(self) -> float:
+        """Cancel every job of the round, ignoring nodes that are gone.
+
+        Returns the seconds the nodes reported spending on verification.
+        """
+        seconds = 0.0
         for client in self.clients:
             if client.name in self.jobs:
-                client.cancel(self.jobs[client.name])
+                status = client.cancel(self.jobs[client.name])
+                seconds += status.verify_seconds if status is not None else 0.0
+        return seconds
 
     def _spec(self, part: Part) -> PartSpec:
         if self._contract is None:
@@ -240,6 +246,7 @@ class Study:
         self.pool = ThreadPoolExecutor(2 * len(self.clients))
         self.study_id = secrets.token_hex(16)
         self.dropped: list[str] = []
+        self.verify_seconds = 0.0  # the verifiers' time replaying requests and releasing totals
         self._keys: dict[str, SignedKey] | None = None
         self._rounds = 0  # every round of the study gets a label of its own
 
@@ -281,7 +288,7 @@ class Study:
             try:
                 result = body(current)
             except _Dropout as dropout:
-                current.cancel()
+                self.verify_seconds += current.cancel()
                 self.dropped.append(dropout.node)
                 active = [c for c in active if c.name != dropout.node]
                 if len(active) < MIN_PARTICIPANTS:
@@ -297,7 +304,8 @@ class Study:
                 current.cancel()
                 raise
             else:
-                current.cancel()  # the study has what it needs: the nodes drop what they hold
+                # The study has what it needs: the nodes drop what they hold.
+                self.verify_seconds += current.cancel()
                 return result
 
     def _study_keys(self) -> dict[str, SignedKey]:

@@ -100,6 +100,7 @@ class _Job:
     changed: threading.Condition = field(default_factory=threading.Condition)
     answering: threading.Lock = field(default_factory=threading.Lock)
     reported_groups: dict[str, int | None] = field(default_factory=dict)
+    verify_seconds: float = 0.0  # spent replaying requests and releasing totals
 
     def state_digest(self) -> str:
         """Digest of the instructions this node followed in the job so far."""
@@ -124,6 +125,7 @@ class _Job:
             samples=self.task.samples,
             groups=self.reported_groups,
             error=self.error,
+            verify_seconds=self.verify_seconds,
         )
 
 
@@ -281,12 +283,15 @@ class JobManager:
                     return job.results[path]
             dims = spec.check_request(request, job.task.dims(part, request), part)
             if job.verifying and job.task.replaying:
+                started = time.perf_counter()
                 try:
                     job.task.check_request(part, request)
                 except ProtocolError as exc:
                     raise ProtocolError(
                         f"node {job.masking.me} refused: rule verified parameters: {exc}"
                     ) from None
+                finally:
+                    job.verify_seconds += time.perf_counter() - started
             arrays = job.task.answer(part, request)
             spec.check_answer(arrays, dims, part)
             answer = self._released(job, part, spec, arrays, digest)
@@ -335,6 +340,7 @@ class JobManager:
                 raise ProtocolError(
                     f"node {job.masking.me} has not answered {part} of job {job_id} itself yet"
                 )
+            started = time.perf_counter()
             dims = job.dims.get(path) or job.task.dims(part)
             summed, rules = job.masking.total(context, contributions)
             totals = spec.read_totals(summed, dims, part)
@@ -343,6 +349,7 @@ class JobManager:
                 part, totals, min_count=max(min_counts), uniform=len(min_counts) == 1
             )
             released = encode_arrays(spec.read_released(arrays, dims, part))
+            job.verify_seconds += time.perf_counter() - started
             with job.changed:
                 job.released_totals[path] = released
                 job.totalled.add(path)

@@ -219,3 +219,4 @@ class JobStatus(_Message):
     samples: int | None = None  # samples in the analysis, known once the design is built
     groups: dict[str, int | None] = Field(default_factory=dict)  # e.g. cases; None if too few
     error: str | None = None
+    verify_seconds: float = 0.0  # as the round's verifier: replaying requests, releasing totals
